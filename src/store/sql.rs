@@ -1,0 +1,100 @@
+//! SQL text shared by the backends. It uses `$N` placeholders, `RETURNING` and
+//! `ON CONFLICT`, which SQLite and PostgreSQL both accept, so only the schema
+//! migrations differ per backend. Every value is a bound parameter.
+
+macro_rules! room_select {
+    () => {
+        "SELECT r.id, r.name, r.topic, r.visibility, r.owner_id, r.last_seq, r.created_at, \
+         (SELECT COUNT(*) FROM memberships mc WHERE mc.room_id = r.id) AS member_count \
+         FROM rooms r "
+    };
+}
+
+macro_rules! message_select {
+    () => {
+        "SELECT id, room_id, seq, kind, author_id, author_name, body, target_id, target_name, \
+         client_msg_id, created_at, edited_at, deleted_at, deleted_by FROM messages "
+    };
+}
+
+pub const INSERT_USER: &str = "INSERT INTO users \
+     (username, username_key, display_name, kind, password_hash, avatar, created_at) \
+     VALUES ($1, $2, $3, $4, $5, NULL, $6) \
+     RETURNING id, username, display_name, kind, password_hash, avatar, created_at";
+pub const USER_BY_ID: &str = "SELECT id, username, display_name, kind, password_hash, avatar, created_at \
+     FROM users WHERE id = $1";
+pub const USER_BY_KEY: &str = "SELECT id, username, display_name, kind, password_hash, avatar, created_at \
+     FROM users WHERE username_key = $1";
+pub const SET_DISPLAY_NAME: &str = "UPDATE users SET display_name = $2 WHERE id = $1";
+pub const SET_PASSWORD_HASH: &str = "UPDATE users SET password_hash = $2 WHERE id = $1";
+pub const SET_AVATAR: &str = "UPDATE users SET avatar = $2 WHERE id = $1";
+
+pub const INSERT_SESSION: &str = "INSERT INTO sessions \
+     (user_id, token_hash, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5) \
+     RETURNING id";
+pub const SESSION_BY_HASH: &str = "SELECT id, user_id, csrf_token, created_at, expires_at \
+     FROM sessions WHERE token_hash = $1 AND expires_at > $2";
+pub const DELETE_SESSION: &str = "DELETE FROM sessions WHERE id = $1";
+pub const DELETE_USER_SESSIONS: &str =
+    "DELETE FROM sessions WHERE user_id = $1 AND id <> $2 RETURNING id";
+pub const DELETE_EXPIRED_SESSIONS: &str = "DELETE FROM sessions WHERE expires_at <= $1";
+
+pub const INSERT_ROOM: &str = "INSERT INTO rooms \
+     (name, name_key, topic, visibility, owner_id, last_seq, created_at) \
+     VALUES ($1, $2, $3, $4, $5, 0, $6) RETURNING id";
+pub const ROOM_BY_ID: &str = concat!(room_select!(), "WHERE r.id = $1");
+pub const ROOM_BY_KEY: &str = concat!(room_select!(), "WHERE r.name_key = $1");
+pub const PUBLIC_ROOMS: &str = concat!(
+    room_select!(),
+    "WHERE r.visibility = 'public' ORDER BY r.name_key LIMIT $1"
+);
+pub const USER_ROOMS: &str = "SELECT r.id, r.name, r.topic, r.visibility, r.owner_id, \
+     r.last_seq, r.created_at, \
+     (SELECT COUNT(*) FROM memberships m2 WHERE m2.room_id = r.id) AS member_count, \
+     m.role FROM rooms r JOIN memberships m ON m.room_id = r.id \
+     WHERE m.user_id = $1 ORDER BY r.name_key";
+pub const ROLE_OF: &str = "SELECT role FROM memberships WHERE room_id = $1 AND user_id = $2";
+pub const INSERT_MEMBER: &str = "INSERT INTO memberships (room_id, user_id, role, joined_at) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (room_id, user_id) DO NOTHING";
+pub const DELETE_MEMBER: &str = "DELETE FROM memberships WHERE room_id = $1 AND user_id = $2";
+pub const DELETE_INVITE: &str = "DELETE FROM invites WHERE room_id = $1 AND user_id = $2";
+pub const SET_ROLE: &str = "UPDATE memberships SET role = $3 WHERE room_id = $1 AND user_id = $2";
+pub const SET_TOPIC: &str = "UPDATE rooms SET topic = $2 WHERE id = $1";
+pub const MEMBERS: &str = "SELECT u.id, u.username, u.display_name, u.kind, u.password_hash, \
+     u.avatar, u.created_at, m.role, m.joined_at \
+     FROM memberships m JOIN users u ON u.id = m.user_id \
+     WHERE m.room_id = $1 ORDER BY m.joined_at, u.id";
+pub const INSERT_INVITE: &str = "INSERT INTO invites (room_id, user_id, invited_by, created_at) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (room_id, user_id) DO NOTHING";
+pub const HAS_INVITE: &str = "SELECT 1 FROM invites WHERE room_id = $1 AND user_id = $2";
+
+/// Takes the room's next `seq`. The row lock it holds until commit serialises writers
+/// of one room, so `seq` has no gaps even with several writers.
+pub const NEXT_SEQ: &str =
+    "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq";
+pub const INSERT_MESSAGE: &str = "INSERT INTO messages \
+     (room_id, seq, kind, author_id, author_name, body, target_id, target_name, \
+      client_msg_id, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id";
+pub const MESSAGE_BY_ID: &str = concat!(message_select!(), "WHERE id = $1");
+pub const MESSAGE_BY_CLIENT_ID: &str = concat!(
+    message_select!(),
+    "WHERE author_id = $1 AND client_msg_id = $2"
+);
+pub const EDIT_MESSAGE: &str =
+    "UPDATE messages SET body = $2, edited_at = $3 WHERE id = $1 AND deleted_at IS NULL";
+pub const DELETE_MESSAGE: &str = "UPDATE messages SET body = '', deleted_at = $3, deleted_by = $2 \
+     WHERE id = $1 AND deleted_at IS NULL";
+pub const HISTORY_LATEST: &str = concat!(
+    message_select!(),
+    "WHERE room_id = $1 ORDER BY seq DESC LIMIT $2"
+);
+pub const HISTORY_BEFORE: &str = concat!(
+    message_select!(),
+    "WHERE room_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
+);
+pub const HISTORY_AFTER: &str = concat!(
+    message_select!(),
+    "WHERE room_id = $1 AND seq > $2 ORDER BY seq ASC LIMIT $3"
+);
+pub const MESSAGE_COUNT: &str = "SELECT COUNT(*) FROM messages";

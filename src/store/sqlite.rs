@@ -1,0 +1,780 @@
+//! The embedded SQLite backend: one file in the data directory, WAL mode, one writer
+//! connection (SQLite allows one writer at a time anyway; a pool of one queues writers in
+//! Rust instead of spinning on `SQLITE_BUSY`) and a small pool of readers.
+
+use super::sql;
+use super::*;
+use crate::core::error::{ChatError, ErrorCode};
+use anyhow::Context;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+use std::path::Path;
+use std::time::Duration;
+use tracing::instrument;
+
+/// Reader connections; reads never wait for the writer in WAL mode.
+const READERS: u32 = 4;
+/// How long a connection waits on a lock held by another process before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    /// The only connection that writes; every transaction goes through it in turn.
+    writer: SqlitePool,
+    /// Read-only connections for history and lookups.
+    reader: SqlitePool,
+}
+
+fn store_err(err: sqlx::Error) -> ChatError {
+    ChatError::Store(err.into())
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|e| e.is_unique_violation())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and applies pending migrations.
+    pub async fn open(path: &Path) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL syncs the WAL on every commit, so an acknowledged message survives
+            // power loss as well as a killed process.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .with_context(|| format!("failed to open SQLite database {}", path.display()))?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&writer)
+            .await
+            .context("failed to apply SQLite migrations")?;
+
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .connect_with(options.read_only(true))
+            .await
+            .context("failed to open SQLite reader connections")?;
+        Ok(Self { writer, reader })
+    }
+}
+
+fn user_from_row(row: &SqliteRow) -> Result<UserRow, sqlx::Error> {
+    let kind: String = row.try_get("kind")?;
+    Ok(UserRow {
+        id: UserId(row.try_get("id")?),
+        username: row.try_get("username")?,
+        display_name: row.try_get("display_name")?,
+        kind: if kind == "guest" {
+            AccountKind::Guest
+        } else {
+            AccountKind::Registered
+        },
+        password_hash: row.try_get("password_hash")?,
+        avatar: row.try_get("avatar")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn room_from_row(row: &SqliteRow) -> Result<Room, sqlx::Error> {
+    let visibility: String = row.try_get("visibility")?;
+    Ok(Room {
+        id: RoomId(row.try_get("id")?),
+        name: row.try_get("name")?,
+        topic: row.try_get("topic")?,
+        visibility: Visibility::parse(&visibility).unwrap_or(Visibility::Private),
+        owner_id: row.try_get::<Option<i64>, _>("owner_id")?.map(UserId),
+        last_seq: Seq(row.try_get("last_seq")?),
+        created_at: row.try_get("created_at")?,
+        member_count: row.try_get("member_count")?,
+    })
+}
+
+fn role_from_str(s: &str) -> Role {
+    // The schema's CHECK constraint admits only known roles.
+    Role::parse(s).unwrap_or(Role::Guest)
+}
+
+fn message_from_row(row: &SqliteRow) -> Result<Message, sqlx::Error> {
+    let kind: String = row.try_get("kind")?;
+    Ok(Message {
+        id: MessageId(row.try_get("id")?),
+        room_id: RoomId(row.try_get("room_id")?),
+        seq: Seq(row.try_get("seq")?),
+        kind: MessageKind::parse(&kind).unwrap_or(MessageKind::Text),
+        author_id: row.try_get::<Option<i64>, _>("author_id")?.map(UserId),
+        author_name: row.try_get("author_name")?,
+        body: row.try_get("body")?,
+        target_id: row.try_get::<Option<i64>, _>("target_id")?.map(UserId),
+        target_name: row.try_get("target_name")?,
+        client_msg_id: row.try_get("client_msg_id")?,
+        created_at: row.try_get("created_at")?,
+        edited_at: row.try_get("edited_at")?,
+        deleted_at: row.try_get("deleted_at")?,
+        deleted_by: row.try_get::<Option<i64>, _>("deleted_by")?.map(UserId),
+    })
+}
+
+/// Appends a message inside an open transaction: takes the room's next `seq` and inserts.
+async fn append_in(
+    tx: &mut Transaction<'_, Sqlite>,
+    m: &NewMessage,
+) -> Result<Message, sqlx::Error> {
+    let seq: i64 = sqlx::query_scalar(sql::NEXT_SEQ)
+        .bind(m.room_id.0)
+        .fetch_one(&mut **tx)
+        .await?;
+    let id: i64 = sqlx::query_scalar(sql::INSERT_MESSAGE)
+        .bind(m.room_id.0)
+        .bind(seq)
+        .bind(m.kind.as_str())
+        .bind(m.author_id.map(|u| u.0))
+        .bind(&m.author_name)
+        .bind(&m.body)
+        .bind(m.target_id.map(|u| u.0))
+        .bind(&m.target_name)
+        .bind(&m.client_msg_id)
+        .bind(m.created_at)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(Message {
+        id: MessageId(id),
+        room_id: m.room_id,
+        seq: Seq(seq),
+        kind: m.kind,
+        author_id: m.author_id,
+        author_name: m.author_name.clone(),
+        body: m.body.clone(),
+        target_id: m.target_id,
+        target_name: m.target_name.clone(),
+        client_msg_id: m.client_msg_id.clone(),
+        created_at: m.created_at,
+        edited_at: None,
+        deleted_at: None,
+        deleted_by: None,
+    })
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    #[instrument(skip_all, err, fields(kind = ?user.kind))]
+    async fn create_user(&self, user: NewUser<'_>) -> ChatResult<UserRow> {
+        let kind = match user.kind {
+            AccountKind::Registered => "registered",
+            AccountKind::Guest => "guest",
+        };
+        let result = sqlx::query(sql::INSERT_USER)
+            .bind(user.username)
+            .bind(user.username_key)
+            .bind(user.display_name)
+            .bind(kind)
+            .bind(user.password_hash)
+            .bind(user.created_at)
+            .fetch_one(&self.writer)
+            .await;
+        match result {
+            Ok(row) => user_from_row(&row).map_err(store_err),
+            Err(err) if is_unique_violation(&err) => Err(ChatError::new(
+                ErrorCode::UsernameTaken,
+                format!("username {:?} is taken", user.username.unwrap_or_default()),
+            )),
+            Err(err) => Err(store_err(err)),
+        }
+    }
+
+    #[instrument(skip_all, err, fields(user_id = %id))]
+    async fn user_by_id(&self, id: UserId) -> ChatResult<Option<UserRow>> {
+        let row = sqlx::query(sql::USER_BY_ID)
+            .bind(id.0)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(store_err)?;
+        row.as_ref()
+            .map(user_from_row)
+            .transpose()
+            .map_err(store_err)
+    }
+
+    #[instrument(skip_all, err)]
+    async fn user_by_username_key(&self, key: &str) -> ChatResult<Option<UserRow>> {
+        let row = sqlx::query(sql::USER_BY_KEY)
+            .bind(key)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(store_err)?;
+        row.as_ref()
+            .map(user_from_row)
+            .transpose()
+            .map_err(store_err)
+    }
+
+    #[instrument(skip_all, err, fields(user_id = %id))]
+    async fn set_display_name(&self, id: UserId, name: &str) -> ChatResult<()> {
+        sqlx::query(sql::SET_DISPLAY_NAME)
+            .bind(id.0)
+            .bind(name)
+            .execute(&self.writer)
+            .await
+            .map_err(store_err)?;
+        Ok(())
+    }
+
+    #[instrument(skip_all, err, fields(user_id = %id))]
+    async fn set_password_hash(&self, id: UserId, hash: &str) -> ChatResult<()> {
+        sqlx::query(sql::SET_PASSWORD_HASH)
+            .bind(id.0)
+            .bind(hash)
+            .execute(&self.writer)
+            .await
+            .map_err(store_err)?;
+        Ok(())
+    }
+
+    #[instrument(skip_all, err, fields(user_id = %id))]
+    async fn set_avatar(&self, id: UserId, avatar: Option<&str>) -> ChatResult<()> {
+        sqlx::query(sql::SET_AVATAR)
+            .bind(id.0)
+            .bind(avatar)
+            .execute(&self.writer)
+            .await
+            .map_err(store_err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    #[instrument(skip_all, err, fields(user_id = %user_id))]
+    async fn create_session(
+        &self,
+        user_id: UserId,
+        token_hash: &str,
+        csrf_token: &str,
+        now: Millis,
+        expires_at: Millis,
+    ) -> ChatResult<SessionRow> {
+        let id: i64 = sqlx::query_scalar(sql::INSERT_SESSION)
+            .bind(user_id.0)
+            .bind(token_hash)
+            .bind(csrf_token)
+            .bind(now)
+            .bind(expires_at)
+            .fetch_one(&self.writer)
+            .await
+            .map_err(store_err)?;
+        Ok(SessionRow {
+            id: SessionId(id),
+            user_id,
+            csrf_token: csrf_token.to_owned(),
+            created_at: now,
+            expires_at,
+        })
+    }
+
+    #[instrument(skip_all, err)]
+    async fn session_by_token_hash(
+        &self,
+        hash: &str,
+        now: Millis,
+    ) -> ChatResult<Option<SessionRow>> {
+        let row = sqlx::query(sql::SESSION_BY_HASH)
+            .bind(hash)
+            .bind(now)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(store_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let session = (|| -> Result<SessionRow, sqlx::Error> {
+            Ok(SessionRow {
+                id: SessionId(row.try_get("id")?),
+                user_id: UserId(row.try_get("user_id")?),
+                csrf_token: row.try_get("csrf_token")?,
+                created_at: row.try_get("created_at")?,
+                expires_at: row.try_get("expires_at")?,
+            })
+        })()
+        .map_err(store_err)?;
+        Ok(Some(session))
+    }
+
+    #[instrument(skip_all, err, fields(session_id = %id))]
+    async fn delete_session(&self, id: SessionId) -> ChatResult<()> {
+        sqlx::query(sql::DELETE_SESSION)
+            .bind(id.0)
+            .execute(&self.writer)
+            .await
+            .map_err(store_err)?;
+        Ok(())
+    }
+
+    #[instrument(skip_all, err, fields(user_id = %user_id))]
+    async fn delete_user_sessions(
+        &self,
+        user_id: UserId,
+        keep: Option<SessionId>,
+    ) -> ChatResult<Vec<SessionId>> {
+        let ids: Vec<i64> = sqlx::query_scalar(sql::DELETE_USER_SESSIONS)
+            .bind(user_id.0)
+            .bind(keep.map_or(-1, |s| s.0))
+            .fetch_all(&self.writer)
+            .await
+            .map_err(store_err)?;
+        Ok(ids.into_iter().map(SessionId).collect())
+    }
+
+    #[instrument(skip_all, err)]
+    async fn delete_expired_sessions(&self, now: Millis) -> ChatResult<u64> {
+        let done = sqlx::query(sql::DELETE_EXPIRED_SESSIONS)
+            .bind(now)
+            .execute(&self.writer)
+            .await
+            .map_err(store_err)?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[async_trait]
+impl RoomStore for SqliteStore {
+    #[instrument(skip_all, err, fields(visibility = visibility.as_str()))]
+    async fn create_room(
+        &self,
+        name: &str,
+        name_key: &str,
+        topic: &str,
+        visibility: Visibility,
+        owner: Option<(UserId, Role)>,
+        now: Millis,
+    ) -> ChatResult<Room> {
+        let mut tx = self.writer.begin().await.map_err(store_err)?;
+        let inserted = sqlx::query_scalar::<_, i64>(sql::INSERT_ROOM)
+            .bind(name)
+            .bind(name_key)
+            .bind(topic)
+            .bind(visibility.as_str())
+            .bind(owner.map(|(u, _)| u.0))
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await;
+        let id = match inserted {
+            Ok(id) => id,
+            Err(err) if is_unique_violation(&err) => {
+                return Err(ChatError::new(
+                    ErrorCode::RoomNameTaken,
+                    format!("room {name:?} exists"),
+                ));
+            }
+            Err(err) => return Err(store_err(err)),
+        };
+        if let Some((owner_id, role)) = owner {
+            sqlx::query(sql::INSERT_MEMBER)
+                .bind(id)
+                .bind(owner_id.0)
+                .bind(role.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(store_err)?;
+        }
+        let row = sqlx::query(sql::ROOM_BY_ID)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(store_err)?;
+        let room = room_from_row(&row).map_err(store_err)?;
+        tx.commit().await.map_err(store_err)?;
+        Ok(room)
+    }
+
+    #[instrument(skip_all, err, fields(room_id = %id))]
+    async fn room_by_id(&self, id: RoomId) -> ChatResult<Option<Room>> {
+        let row = sqlx::query(sql::ROOM_BY_ID)
+            .bind(id.0)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(store_err)?;
+        row.as_ref()
+            .map(room_from_row)
+            .transpose()
+            .map_err(store_err)
+    }
+
+    #[instrument(skip_all, err)]
+    async fn room_by_name_key(&self, key: &str) -> ChatResult<Option<Room>> {
+        let row = sqlx::query(sql::ROOM_BY_KEY)
+            .bind(key)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(store_err)?;
+        row.as_ref()
+            .map(room_from_row)
+            .transpose()
+            .map_err(store_err)
+    }
+
+    #[instrument(skip_all, err)]
+    async fn public_rooms(&self, limit: i64) -> ChatResult<Vec<Room>> {
+        let rows = sqlx::query(sql::PUBLIC_ROOMS)
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(store_err)?;
+        rows.iter()
+            .map(room_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(store_err)
+    }
+
+    #[instrument(skip_all, err, fields(user_id = %user_id))]
+    async fn user_rooms(&self, user_id: UserId) -> ChatResult<Vec<(Room, Role)>> {
+        let rows = sqlx::query(sql::USER_ROOMS)
+            .bind(user_id.0)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(store_err)?;
+        rows.iter()
+            .map(|row| {
+                let role: String = row.try_get("role")?;
+                Ok((room_from_row(row)?, role_from_str(&role)))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(store_err)
+    }
+
+    #[instrument(skip_all, err, fields(room_id = %room_id, user_id = %user_id))]
+    async fn role_of(&self, room_id: RoomId, user_id: UserId) -> ChatResult<Option<Role>> {
+        let role: Option<String> = sqlx::query_scalar(sql::ROLE_OF)
+            .bind(room_id.0)
+            .bind(user_id.0)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(store_err)?;
+        Ok(role.as_deref().map(role_from_str))
+    }
+
+    #[instrument(skip_all, err, fields(room_id = %room_id, user_id = %user_id))]
+    async fn add_member(
+        &self,
+        room_id: RoomId,
+        user_id: UserId,
+        role: Role,
+        event: NewMessage,
+    ) -> ChatResult<Option<Message>> {
+        let mut tx = self.writer.begin().await.map_err(store_err)?;
+        let added = sqlx::query(sql::INSERT_MEMBER)
+            .bind(room_id.0)
+            .bind(user_id.0)
+            .bind(role.as_str())
+            .bind(event.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_err)?
+            .rows_affected();
+        if added == 0 {
+            return Ok(None);
+        }
+        sqlx::query(sql::DELETE_INVITE)
+            .bind(room_id.0)
+            .bind(user_id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_err)?;
+        let message = append_in(&mut tx, &event).await.map_err(store_err)?;
+        tx.commit().await.map_err(store_err)?;
+        Ok(Some(message))
+    }
+
+    #[instrument(skip_all, err, fields(room_id = %room_id, user_id = %user_id))]
+    async fn remove_member(
+        &self,
+        room_id: RoomId,
+        user_id: UserId,
+        event: NewMessage,
+    ) -> ChatResult<Option<Message>> {
+        let mut tx = self.writer.begin().await.map_err(store_err)?;
+        sqlx::query(sql::DELETE_INVITE)
+            .bind(room_id.0)
+            .bind(user_id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_err)?;
+        let removed = sqlx::query(sql::DELETE_MEMBER)
+            .bind(room_id.0)
+            .bind(user_id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_err)?
+            .rows_affected();
+        if removed == 0 {
+            tx.commit().await.map_err(store_err)?;
+            return Ok(None);
+        }
+        let message = append_in(&mut tx, &event).await.map_err(store_err)?;
+        tx.commit().await.map_err(store_err)?;
+        Ok(Some(message))
+    }
+
+    #[instrument(skip_all, err, fields(room_id = %room_id, user_id = %user_id))]
+    async fn set_role(&self, room_id: RoomId, user_id: UserId, role: Role) -> ChatResult<()> {
+        sqlx::query(sql::SET_ROLE)
+            .bind(room_id.0)
+            .bind(user_id.0)
+            .bind(role.as_str())
+            .execute(&self.writer)
+            .await
+            .map_err(store_err)?;
+        Ok(())
+    }
+
+    #[instrument(skip_all, err, fields(room_id = %room_id))]
+    async fn set_topic(
+        &self,
+        room_id: RoomId,
+        topic: &str,
+        event: NewMessage,
+    ) -> ChatResult<Message> {
+        let mut tx = self.writer.begin().await.map_err(store_err)?;
+        sqlx::query(sql::SET_TOPIC)
+            .bind(room_id.0)
+            .bind(topic)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_err)?;
+        let message = append_in(&mut tx, &event).await.map_err(store_err)?;
+        tx.commit().await.map_err(store_err)?;
+        Ok(message)
+    }
+
+    #[instrument(skip_all, err, fields(room_id = %room_id))]
+    async fn members(&self, room_id: RoomId) -> ChatResult<Vec<MemberRow>> {
+        let rows = sqlx::query(sql::MEMBERS)
+            .bind(room_id.0)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(store_err)?;
+        rows.iter()
+            .map(|row| {
+                let role: String = row.try_get("role")?;
+                Ok(MemberRow {
+                    user: user_from_row(row)?,
+                    role: role_from_str(&role),
+                    joined_at: row.try_get("joined_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(store_err)
+    }
+
+    #[instrument(skip_all, err, fields(room_id = %room_id, user_id = %user_id))]
+    async fn add_invite(
+        &self,
+        room_id: RoomId,
+        user_id: UserId,
+        by: UserId,
+        now: Millis,
+    ) -> ChatResult<()> {
+        sqlx::query(sql::INSERT_INVITE)
+            .bind(room_id.0)
+            .bind(user_id.0)
+            .bind(by.0)
+            .bind(now)
+            .execute(&self.writer)
+            .await
+            .map_err(store_err)?;
+        Ok(())
+    }
+
+    #[instrument(skip_all, err, fields(room_id = %room_id, user_id = %user_id))]
+    async fn has_invite(&self, room_id: RoomId, user_id: UserId) -> ChatResult<bool> {
+        let found: Option<i64> = sqlx::query_scalar(sql::HAS_INVITE)
+            .bind(room_id.0)
+            .bind(user_id.0)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(store_err)?;
+        Ok(found.is_some())
+    }
+}
+
+#[async_trait]
+impl MessageStore for SqliteStore {
+    #[instrument(skip_all, err, fields(room_id = %message.room_id, kind = message.kind.as_str()))]
+    async fn append_message(&self, message: NewMessage) -> ChatResult<Appended> {
+        let mut tx = self.writer.begin().await.map_err(store_err)?;
+
+        // A resend of a stored client_msg_id returns the stored message. The check runs
+        // on the writer connection inside the transaction, so it cannot race an insert.
+        if let (Some(author), Some(client_id)) = (message.author_id, &message.client_msg_id) {
+            let earlier = sqlx::query(sql::MESSAGE_BY_CLIENT_ID)
+                .bind(author.0)
+                .bind(client_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(store_err)?;
+            if let Some(row) = earlier {
+                let message = message_from_row(&row).map_err(store_err)?;
+                tx.commit().await.map_err(store_err)?;
+                return Ok(Appended {
+                    message,
+                    duplicate: true,
+                });
+            }
+        }
+
+        let stored = append_in(&mut tx, &message).await.map_err(store_err)?;
+        tx.commit().await.map_err(store_err)?;
+        Ok(Appended {
+            message: stored,
+            duplicate: false,
+        })
+    }
+
+    #[instrument(skip_all, err, fields(message_id = %id))]
+    async fn message_by_id(&self, id: MessageId) -> ChatResult<Option<Message>> {
+        let row = sqlx::query(sql::MESSAGE_BY_ID)
+            .bind(id.0)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(store_err)?;
+        row.as_ref()
+            .map(message_from_row)
+            .transpose()
+            .map_err(store_err)
+    }
+
+    #[instrument(skip_all, err, fields(message_id = %id))]
+    async fn edit_message(&self, id: MessageId, body: &str, now: Millis) -> ChatResult<Message> {
+        let mut tx = self.writer.begin().await.map_err(store_err)?;
+        let changed = sqlx::query(sql::EDIT_MESSAGE)
+            .bind(id.0)
+            .bind(body)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_err)?
+            .rows_affected();
+        if changed == 0 {
+            return Err(ChatError::new(
+                ErrorCode::MessageDeleted,
+                format!("message {id} is deleted or missing"),
+            ));
+        }
+        let row = sqlx::query(sql::MESSAGE_BY_ID)
+            .bind(id.0)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(store_err)?;
+        let message = message_from_row(&row).map_err(store_err)?;
+        tx.commit().await.map_err(store_err)?;
+        Ok(message)
+    }
+
+    #[instrument(skip_all, err, fields(message_id = %id))]
+    async fn delete_message(&self, id: MessageId, by: UserId, now: Millis) -> ChatResult<Message> {
+        let mut tx = self.writer.begin().await.map_err(store_err)?;
+        let changed = sqlx::query(sql::DELETE_MESSAGE)
+            .bind(id.0)
+            .bind(by.0)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_err)?
+            .rows_affected();
+        if changed == 0 {
+            return Err(ChatError::new(
+                ErrorCode::MessageDeleted,
+                format!("message {id} is already deleted or missing"),
+            ));
+        }
+        let row = sqlx::query(sql::MESSAGE_BY_ID)
+            .bind(id.0)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(store_err)?;
+        let message = message_from_row(&row).map_err(store_err)?;
+        tx.commit().await.map_err(store_err)?;
+        Ok(message)
+    }
+
+    #[instrument(skip_all, err, fields(room_id = %room_id, page = ?page, limit))]
+    async fn history(
+        &self,
+        room_id: RoomId,
+        page: Page,
+        limit: i64,
+    ) -> ChatResult<(Vec<Message>, bool)> {
+        // One extra row tells whether another page exists.
+        let fetch = limit + 1;
+        let rows = match page {
+            Page::Latest => {
+                sqlx::query(sql::HISTORY_LATEST)
+                    .bind(room_id.0)
+                    .bind(fetch)
+                    .fetch_all(&self.reader)
+                    .await
+            }
+            Page::Before(seq) => {
+                sqlx::query(sql::HISTORY_BEFORE)
+                    .bind(room_id.0)
+                    .bind(seq.0)
+                    .bind(fetch)
+                    .fetch_all(&self.reader)
+                    .await
+            }
+            Page::After(seq) => {
+                sqlx::query(sql::HISTORY_AFTER)
+                    .bind(room_id.0)
+                    .bind(seq.0)
+                    .bind(fetch)
+                    .fetch_all(&self.reader)
+                    .await
+            }
+        }
+        .map_err(store_err)?;
+
+        let has_more = rows.len() as i64 > limit;
+        let mut messages = rows
+            .iter()
+            .take(limit as usize)
+            .map(message_from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(store_err)?;
+        // Latest and Before pages were read newest first; pages go out oldest first.
+        if !matches!(page, Page::After(_)) {
+            messages.reverse();
+        }
+        Ok((messages, has_more))
+    }
+
+    async fn message_count(&self) -> ChatResult<i64> {
+        sqlx::query_scalar(sql::MESSAGE_COUNT)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(store_err)
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> ChatResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map_err(store_err)?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+}
