@@ -1,0 +1,279 @@
+//! Messages: sending, editing, deleting, history, catch-up after a reconnect, typing.
+
+use super::{ChatService, Session};
+use crate::core::error::{ChatError, ChatResult, ErrorCode};
+use crate::core::event::{Event, MessageDeleted, Typing};
+use crate::core::ids::{MessageId, RoomId, Seq};
+use crate::core::model::{HistoryPage, Message, MessageKind, SendAck};
+use crate::core::names;
+use crate::core::time::now_millis;
+use crate::hub::Outbound;
+use crate::store::{NewMessage, Page};
+use serde::Deserialize;
+use std::time::{Duration, Instant};
+
+/// Most messages in one history page.
+pub const HISTORY_PAGE_MAX: i64 = 100;
+/// Page size when the client names none.
+pub const HISTORY_PAGE_DEFAULT: i64 = 50;
+/// Most rooms in one catch-up request.
+pub const SYNC_ROOMS_MAX: usize = 500;
+/// Shortest gap between two forwarded typing events of one user in one room.
+const TYPING_INTERVAL: Duration = Duration::from_secs(2);
+
+/// A history request: the newest page, or the page before or after a `seq`.
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+pub struct HistoryQuery {
+    pub before: Option<Seq>,
+    pub after: Option<Seq>,
+    pub limit: Option<i64>,
+}
+
+impl ChatService {
+    /// Publishes a committed message to the room and counts it.
+    pub(super) fn after_commit(&self, started: Instant, message: Message) {
+        self.metrics.messages_stored.inc();
+        self.throughput.record(1);
+        let room = message.room_id;
+        self.hub
+            .publish(room, Outbound::new(Event::MessageNew(message), started));
+    }
+
+    /// Stores a text message and returns the acknowledgement. The acknowledgement is built
+    /// from the committed row, so a client that has it may rely on the message being
+    /// durable. A resend with the same `client_msg_id` stores nothing and returns the
+    /// first acknowledgement again, marked `duplicate`.
+    pub async fn send_message(
+        &self,
+        session: &Session,
+        room_id: RoomId,
+        body: &str,
+        client_msg_id: Option<&str>,
+    ) -> ChatResult<SendAck> {
+        let started = Instant::now();
+
+        // Cheap checks first, so a flood of bad requests costs no store round trip.
+        let body = names::validate_body(body, self.config.max_message_chars)?;
+        if let Some(id) = client_msg_id {
+            names::validate_client_msg_id(id)?;
+        }
+        self.send_limit.check(&session.user_id())?;
+
+        let access = self.access(session, room_id).await?;
+        access.member_role()?;
+
+        let _write = self.begin_write()?;
+        let appended = self
+            .store
+            .append_message(NewMessage {
+                room_id,
+                kind: MessageKind::Text,
+                author_id: Some(session.user_id()),
+                author_name: session.user.display_name.clone(),
+                body,
+                target_id: None,
+                target_name: None,
+                client_msg_id: client_msg_id.map(str::to_owned),
+                created_at: now_millis(),
+            })
+            .await?;
+        self.metrics
+            .store_write_latency
+            .observe(started.elapsed().as_secs_f64());
+
+        let message = appended.message;
+        let ack = SendAck {
+            id: message.id,
+            room_id: message.room_id,
+            seq: message.seq,
+            created_at: message.created_at,
+            client_msg_id: message.client_msg_id.clone(),
+            duplicate: appended.duplicate,
+        };
+        if !appended.duplicate {
+            self.after_commit(started, message);
+        }
+        Ok(ack)
+    }
+
+    /// Loads a message the caller may see.
+    async fn visible_message(
+        &self,
+        session: &Session,
+        id: MessageId,
+    ) -> ChatResult<(Message, Option<crate::core::role::Role>)> {
+        let not_found = || ChatError::new(ErrorCode::MessageNotFound, format!("no message {id}"));
+        let message = self.store.message_by_id(id).await?.ok_or_else(not_found)?;
+        // Messages in rooms the caller cannot read look missing.
+        let access = self
+            .access(session, message.room_id)
+            .await
+            .map_err(|_| not_found())?;
+        Ok((message, access.role))
+    }
+
+    /// Edits the caller's own text message.
+    pub async fn edit_message(
+        &self,
+        session: &Session,
+        id: MessageId,
+        body: &str,
+    ) -> ChatResult<Message> {
+        let started = Instant::now();
+        session.require_registered()?;
+        let body = names::validate_body(body, self.config.max_message_chars)?;
+        self.send_limit.check(&session.user_id())?;
+        let (message, role) = self.visible_message(session, id).await?;
+        if role.is_none()
+            || message.author_id != Some(session.user_id())
+            || message.kind != MessageKind::Text
+        {
+            return Err(ChatError::new(
+                ErrorCode::Forbidden,
+                format!("message {id} is not yours to edit"),
+            ));
+        }
+        if message.is_deleted() {
+            return Err(ChatError::new(
+                ErrorCode::MessageDeleted,
+                format!("message {id} is deleted"),
+            ));
+        }
+        let _write = self.begin_write()?;
+        let edited = self.store.edit_message(id, &body, now_millis()).await?;
+        self.hub.publish(
+            edited.room_id,
+            Outbound::new(Event::MessageEdited(edited.clone()), started),
+        );
+        Ok(edited)
+    }
+
+    /// Deletes a text message, leaving a tombstone: authors delete their own, moderators any.
+    pub async fn delete_message(&self, session: &Session, id: MessageId) -> ChatResult<Message> {
+        let started = Instant::now();
+        session.require_registered()?;
+        let (message, role) = self.visible_message(session, id).await?;
+        let own = message.author_id == Some(session.user_id());
+        let moderator = role.is_some_and(|r| r.is_moderator());
+        if role.is_none() || message.kind != MessageKind::Text || !(own || moderator) {
+            return Err(ChatError::new(
+                ErrorCode::Forbidden,
+                format!("message {id} is not yours to delete"),
+            ));
+        }
+        if message.is_deleted() {
+            return Err(ChatError::new(
+                ErrorCode::MessageDeleted,
+                format!("message {id} is deleted"),
+            ));
+        }
+        let _write = self.begin_write()?;
+        let deleted = self
+            .store
+            .delete_message(id, session.user_id(), now_millis())
+            .await?;
+        self.hub.publish(
+            deleted.room_id,
+            Outbound::new(
+                Event::MessageDeleted(MessageDeleted {
+                    room_id: deleted.room_id,
+                    id: deleted.id,
+                    seq: deleted.seq,
+                    deleted_by: session.user_id(),
+                    deleted_at: deleted.deleted_at.unwrap_or_else(now_millis),
+                }),
+                started,
+            ),
+        );
+        Ok(deleted)
+    }
+
+    /// Returns one page of a room's history, oldest first. Deleted messages come back as
+    /// tombstones so paging never stalls on them; order is by `seq` alone.
+    pub async fn history(
+        &self,
+        session: &Session,
+        room_id: RoomId,
+        query: HistoryQuery,
+    ) -> ChatResult<HistoryPage> {
+        self.access(session, room_id).await?;
+        let limit = query
+            .limit
+            .unwrap_or(HISTORY_PAGE_DEFAULT)
+            .clamp(1, HISTORY_PAGE_MAX);
+        let page = match (query.before, query.after) {
+            (Some(_), Some(_)) => {
+                return Err(ChatError::new(
+                    ErrorCode::InvalidPayload,
+                    "history takes before or after, not both",
+                ));
+            }
+            (Some(before), None) => Page::Before(before),
+            (None, Some(after)) => Page::After(after),
+            (None, None) => Page::Latest,
+        };
+        let (messages, has_more) = self.store.history(room_id, page, limit).await?;
+        Ok(HistoryPage {
+            room_id,
+            messages,
+            has_more,
+        })
+    }
+
+    /// Returns what a reconnecting client missed: for each room, the messages after the
+    /// last `seq` it saw, at most one page per room (`has_more` says to ask again).
+    pub async fn sync(
+        &self,
+        session: &Session,
+        last_seen: &[(RoomId, Seq)],
+    ) -> ChatResult<Vec<HistoryPage>> {
+        if last_seen.len() > SYNC_ROOMS_MAX {
+            return Err(ChatError::new(
+                ErrorCode::InvalidPayload,
+                format!(
+                    "sync names {} rooms, the limit is {SYNC_ROOMS_MAX}",
+                    last_seen.len()
+                ),
+            ));
+        }
+        let mut pages = Vec::with_capacity(last_seen.len());
+        for (room_id, seq) in last_seen {
+            let query = HistoryQuery {
+                before: None,
+                after: Some(*seq),
+                limit: Some(HISTORY_PAGE_MAX),
+            };
+            pages.push(self.history(session, *room_id, query).await?);
+        }
+        Ok(pages)
+    }
+
+    /// Tells the room that the caller is typing, at most once per interval.
+    pub async fn typing(&self, session: &Session, room_id: RoomId) -> ChatResult<()> {
+        {
+            let mut seen = self.typing_seen.lock().unwrap_or_else(|e| e.into_inner());
+            let key = (session.user_id(), room_id);
+            if seen
+                .get(&key)
+                .is_some_and(|at| at.elapsed() < TYPING_INTERVAL)
+            {
+                return Ok(());
+            }
+            seen.insert(key, Instant::now());
+        }
+        let access = self.access(session, room_id).await?;
+        access.member_role()?;
+        self.hub.publish(
+            room_id,
+            Outbound::new(
+                Event::Typing(Typing {
+                    room_id,
+                    user_id: session.user_id(),
+                    display_name: session.user.display_name.clone(),
+                }),
+                Instant::now(),
+            ),
+        );
+        Ok(())
+    }
+}
