@@ -1,0 +1,395 @@
+//! Command line, environment and config-file options.
+//!
+//! Every `serve` option can be given as a flag (`--send-burst 30`), an environment
+//! variable (`CONFAB_SEND_BURST=30`) or a key in the TOML file named by `--config`
+//! (`send_burst = 30`). A flag beats the environment, which beats the file, which beats
+//! the built-in default.
+
+use crate::telemetry::LogFormat;
+use anyhow::{Context, bail};
+use clap::parser::ValueSource;
+use clap::{ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Confab: self-hosted chat rooms.
+#[derive(Debug, Parser)]
+#[command(name = "confab", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the chat server.
+    Serve(Box<ServeArgs>),
+}
+
+/// Options of `confab serve`.
+#[derive(Clone, Debug, Args)]
+pub struct ServeArgs {
+    /// TOML file with any of the options below, keys spelled with '_' (e.g. send_burst = 30).
+    #[arg(long, env = "CONFAB_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address and port for HTTP, Socket.IO and the API.
+    #[arg(
+        long,
+        env = "CONFAB_LISTEN",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
+    )]
+    pub listen: SocketAddr,
+
+    /// Directory for the SQLite database and uploaded files; created if missing.
+    #[arg(
+        long,
+        env = "CONFAB_DATA_DIR",
+        default_value = "./confab-data",
+        value_name = "DIR"
+    )]
+    pub data_dir: PathBuf,
+
+    /// Browser origins allowed to open Socket.IO connections and send cookie-authenticated
+    /// writes, comma-separated (e.g. https://chat.example.org). Empty means the server's
+    /// own origin: the listen address, plus localhost when it is a loopback address.
+    #[arg(
+        long,
+        env = "CONFAB_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        value_name = "ORIGINS"
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// PEM certificate chain; with --tls-key, serves HTTPS and WSS (TLS 1.2 and 1.3).
+    #[arg(
+        long,
+        env = "CONFAB_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(
+        long,
+        env = "CONFAB_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// Let visitors join public rooms under a nickname without registering (true or false).
+    #[arg(long, env = "CONFAB_ALLOW_GUESTS", default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
+    pub allow_guests: bool,
+
+    /// Longest message body, in characters.
+    #[arg(long, env = "CONFAB_MAX_MESSAGE_CHARS", default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..=100_000), value_name = "CHARS")]
+    pub max_message_chars: u32,
+
+    /// Messages a user may send at once before the steady rate applies (all protocols together).
+    #[arg(
+        long,
+        env = "CONFAB_SEND_BURST",
+        default_value_t = 20,
+        value_name = "MESSAGES"
+    )]
+    pub send_burst: u32,
+
+    /// Steady per-user send rate after the burst, in messages per second.
+    #[arg(
+        long,
+        env = "CONFAB_SEND_RATE",
+        default_value_t = 2.0,
+        value_name = "PER_SECOND"
+    )]
+    pub send_rate: f64,
+
+    /// Login, registration and guest sign-ins allowed at once from one client address.
+    #[arg(
+        long,
+        env = "CONFAB_AUTH_BURST",
+        default_value_t = 10,
+        value_name = "ATTEMPTS"
+    )]
+    pub auth_burst: u32,
+
+    /// Steady rate of those attempts per address after the burst, per minute.
+    #[arg(
+        long,
+        env = "CONFAB_AUTH_RATE",
+        default_value_t = 10.0,
+        value_name = "PER_MINUTE"
+    )]
+    pub auth_rate: f64,
+
+    /// Lifetime of a registered user's session, in hours.
+    #[arg(
+        long,
+        env = "CONFAB_SESSION_TTL_HOURS",
+        default_value_t = 720,
+        value_name = "HOURS"
+    )]
+    pub session_ttl_hours: u64,
+
+    /// Lifetime of a guest session, in hours.
+    #[arg(
+        long,
+        env = "CONFAB_GUEST_SESSION_TTL_HOURS",
+        default_value_t = 24,
+        value_name = "HOURS"
+    )]
+    pub guest_session_ttl_hours: u64,
+
+    /// Socket.IO heartbeat interval, in seconds.
+    #[arg(
+        long,
+        env = "CONFAB_PING_INTERVAL_SECS",
+        default_value_t = 25,
+        value_name = "SECONDS"
+    )]
+    pub ping_interval_secs: u64,
+
+    /// Seconds without a heartbeat reply before a connection counts as dead and goes offline.
+    #[arg(
+        long,
+        env = "CONFAB_PING_TIMEOUT_SECS",
+        default_value_t = 20,
+        value_name = "SECONDS"
+    )]
+    pub ping_timeout_secs: u64,
+
+    /// Outbound queue per connection, in packets; a client that lets it fill is disconnected.
+    #[arg(
+        long,
+        env = "CONFAB_OUTBOUND_QUEUE",
+        default_value_t = 1024,
+        value_name = "PACKETS"
+    )]
+    pub outbound_queue: usize,
+
+    /// Largest HTTP request body and Socket.IO packet, in bytes (avatars have their own limit).
+    #[arg(
+        long,
+        env = "CONFAB_MAX_REQUEST_BYTES",
+        default_value_t = 65_536,
+        value_name = "BYTES"
+    )]
+    pub max_request_bytes: usize,
+
+    /// Largest avatar upload, in bytes.
+    #[arg(
+        long,
+        env = "CONFAB_MAX_AVATAR_BYTES",
+        default_value_t = 1_048_576,
+        value_name = "BYTES"
+    )]
+    pub max_avatar_bytes: usize,
+
+    /// Argon2id memory cost, in KiB (at least 19456, which is 19 MiB).
+    #[arg(long, env = "CONFAB_ARGON2_MEMORY_KIB", default_value_t = 19_456, value_parser = clap::value_parser!(u32).range(19_456..), value_name = "KIB")]
+    pub argon2_memory_kib: u32,
+
+    /// Argon2id passes over memory (at least 2).
+    #[arg(long, env = "CONFAB_ARGON2_PASSES", default_value_t = 2, value_parser = clap::value_parser!(u32).range(2..), value_name = "PASSES")]
+    pub argon2_passes: u32,
+
+    /// Longest wait on shutdown for connections and writes to finish, in seconds.
+    #[arg(
+        long,
+        env = "CONFAB_DRAIN_TIMEOUT_SECS",
+        default_value_t = 10,
+        value_name = "SECONDS"
+    )]
+    pub drain_timeout_secs: u64,
+
+    /// Log filter (error, warn, info, debug, trace, or a tracing directive); RUST_LOG overrides it.
+    #[arg(
+        long,
+        env = "CONFAB_LOG",
+        default_value = "info",
+        value_name = "FILTER"
+    )]
+    pub log: String,
+
+    /// Log line format.
+    #[arg(long, env = "CONFAB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+}
+
+impl ServeArgs {
+    /// Returns the allowed origins, defaulting to the server's own.
+    pub fn effective_origins(&self) -> Vec<String> {
+        if !self.allowed_origins.is_empty() {
+            return self
+                .allowed_origins
+                .iter()
+                .map(|o| o.trim().trim_end_matches('/').to_owned())
+                .filter(|o| !o.is_empty())
+                .collect();
+        }
+        let scheme = if self.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let port = self.listen.port();
+        let mut origins = vec![format!("{scheme}://{}", self.listen)];
+        if self.listen.ip().is_loopback() || self.listen.ip().is_unspecified() {
+            origins.push(format!("{scheme}://localhost:{port}"));
+            origins.push(format!("{scheme}://127.0.0.1:{port}"));
+        }
+        origins.sort();
+        origins.dedup();
+        origins
+    }
+}
+
+/// Parses the command line, then fills options left at their defaults from the TOML
+/// file named by `--config` (or `CONFAB_CONFIG`).
+pub fn parse() -> anyhow::Result<Cli> {
+    parse_from(std::env::args_os())
+}
+
+/// Like [`parse`], from an explicit argument list.
+pub fn parse_from<I, T>(args: I) -> anyhow::Result<Cli>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let matches = Cli::command().get_matches_from(args.clone());
+    let Some(("serve", serve)) = matches.subcommand() else {
+        return Ok(Cli::from_arg_matches(&matches)?);
+    };
+    let Some(path) = serve.get_one::<PathBuf>("config") else {
+        return Ok(Cli::from_arg_matches(&matches)?);
+    };
+    let extra = file_arguments(path, serve)?;
+    if extra.is_empty() {
+        return Ok(Cli::from_arg_matches(&matches)?);
+    }
+    // File values go through clap as if typed after `serve`, so they get the same parsing
+    // and validation; only options still at their defaults are taken from the file.
+    let mut merged = args;
+    merged.extend(extra.into_iter().map(OsString::from));
+    let matches = Cli::command().try_get_matches_from(merged)?;
+    Ok(Cli::from_arg_matches(&matches)?)
+}
+
+/// Turns the file's keys into `--key=value` arguments for options that neither a flag
+/// nor an environment variable set.
+fn file_arguments(path: &PathBuf, serve: &ArgMatches) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("failed to read config file {}", path.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .with_context(|| format!("invalid TOML in config file {}", path.display()))?;
+    let known: Vec<String> = ServeArgs::augment_args(clap::Command::new("serve"))
+        .get_arguments()
+        .map(|a| a.get_id().to_string())
+        .collect();
+
+    let mut args = Vec::new();
+    for (key, value) in table {
+        if key == "config" || !known.contains(&key) {
+            bail!(
+                "unknown option {key:?} in config file {}; options are: {}",
+                path.display(),
+                known.join(", ")
+            );
+        }
+        let from_default = matches!(
+            serve.value_source(&key),
+            None | Some(ValueSource::DefaultValue)
+        );
+        if !from_default {
+            continue;
+        }
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|v| match v {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+            other => other.to_string(),
+        };
+        args.push(format!("--{}={text}", key.replace('_', "-")));
+    }
+    Ok(args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(args: &[&str]) -> ServeArgs {
+        let cli = parse_from(args.iter().copied()).expect("arguments parse");
+        match cli.command {
+            Command::Serve(s) => *s,
+        }
+    }
+
+    #[test]
+    fn defaults_need_no_setup() {
+        let s = serve(&["confab", "serve"]);
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.data_dir, PathBuf::from("./confab-data"));
+        assert!(s.allow_guests);
+        assert_eq!(s.max_message_chars, 4000);
+        assert!(
+            s.effective_origins()
+                .contains(&"http://localhost:8080".to_owned())
+        );
+    }
+
+    #[test]
+    fn file_fills_defaults_but_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("confab.toml");
+        std::fs::write(
+            &file,
+            "send_burst = 7\nallow_guests = false\nallowed_origins = [\"https://a.example\", \"https://b.example\"]\nlisten = \"127.0.0.1:9000\"\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let s = serve(&[
+            "confab",
+            "serve",
+            "--config",
+            path,
+            "--listen",
+            "127.0.0.1:9100",
+        ]);
+        assert_eq!(s.send_burst, 7);
+        assert!(!s.allow_guests);
+        assert_eq!(
+            s.allowed_origins,
+            vec!["https://a.example", "https://b.example"]
+        );
+        assert_eq!(s.listen.to_string(), "127.0.0.1:9100", "flag beats file");
+    }
+
+    #[test]
+    fn unknown_file_key_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("confab.toml");
+        std::fs::write(&file, "sned_burst = 7\n").unwrap();
+        let err = parse_from(["confab", "serve", "--config", file.to_str().unwrap()]).unwrap_err();
+        assert!(err.to_string().contains("sned_burst"), "{err}");
+    }
+
+    #[test]
+    fn argon2_floor_is_enforced() {
+        let err =
+            Cli::command().try_get_matches_from(["confab", "serve", "--argon2-memory-kib", "1024"]);
+        assert!(err.is_err());
+    }
+}

@@ -1,0 +1,515 @@
+//! REST handlers under `/api/v1`. Each decodes, calls the service, encodes.
+
+use super::AppState;
+use super::auth::{Authed, clear_session_cookies, with_session_cookies};
+use super::error::{ApiError, ClientLang, Json, Path, Query};
+use crate::core::error::ErrorCode;
+use crate::core::ids::{MessageId, RoomId, UserId};
+use crate::core::model::Visibility;
+use crate::core::role::Role;
+use crate::service::{ClientAddr, HistoryQuery, RoomRef};
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use std::net::SocketAddr;
+
+type ApiResult = Result<Response, ApiError>;
+
+fn ok<T: serde::Serialize>(value: T) -> ApiResult {
+    Ok(axum::Json(value).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterBody {
+    username: String,
+    password: String,
+    display_name: Option<String>,
+}
+
+pub async fn register(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientLang(lang): ClientLang,
+    Json(body): Json<RegisterBody>,
+) -> ApiResult {
+    let login = state
+        .service
+        .register(
+            ClientAddr(Some(peer.ip())),
+            &body.username,
+            &body.password,
+            body.display_name.as_deref(),
+        )
+        .await
+        .map_err(|e| ApiError::new(e, lang))?;
+    let response = (StatusCode::CREATED, axum::Json(&login)).into_response();
+    Ok(with_session_cookies(&state, &login, response))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    username: String,
+    password: String,
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientLang(lang): ClientLang,
+    Json(body): Json<LoginBody>,
+) -> ApiResult {
+    let login = state
+        .service
+        .login(ClientAddr(Some(peer.ip())), &body.username, &body.password)
+        .await
+        .map_err(|e| ApiError::new(e, lang))?;
+    let response = axum::Json(&login).into_response();
+    Ok(with_session_cookies(&state, &login, response))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuestBody {
+    nickname: Option<String>,
+}
+
+pub async fn guest(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientLang(lang): ClientLang,
+    Json(body): Json<GuestBody>,
+) -> ApiResult {
+    let login = state
+        .service
+        .guest_login(ClientAddr(Some(peer.ip())), body.nickname.as_deref())
+        .await
+        .map_err(|e| ApiError::new(e, lang))?;
+    let response = (StatusCode::CREATED, axum::Json(&login)).into_response();
+    Ok(with_session_cookies(&state, &login, response))
+}
+
+pub async fn logout(State(state): State<AppState>, auth: Authed) -> ApiResult {
+    state
+        .service
+        .logout(&auth.session)
+        .await
+        .map_err(|e| ApiError::new(e, auth.lang))?;
+    Ok(clear_session_cookies(
+        &state,
+        StatusCode::NO_CONTENT.into_response(),
+    ))
+}
+
+pub async fn me(auth: Authed) -> ApiResult {
+    ok(json!({
+        "user": auth.session.user,
+        "session_id": auth.session.id,
+        "csrf_token": auth.session.csrf_token,
+        "expires_at": auth.session.expires_at,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileBody {
+    display_name: String,
+}
+
+pub async fn update_me(
+    State(state): State<AppState>,
+    auth: Authed,
+    Json(body): Json<ProfileBody>,
+) -> ApiResult {
+    let user = state
+        .service
+        .set_display_name(&auth.session, &body.display_name)
+        .await
+        .map_err(|e| ApiError::new(e, auth.lang))?;
+    ok(user)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordBody {
+    current_password: String,
+    new_password: String,
+}
+
+pub async fn change_password(
+    State(state): State<AppState>,
+    auth: Authed,
+    Json(body): Json<PasswordBody>,
+) -> ApiResult {
+    state
+        .service
+        .change_password(&auth.session, &body.current_password, &body.new_password)
+        .await
+        .map_err(|e| ApiError::new(e, auth.lang))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn put_avatar(
+    State(state): State<AppState>,
+    auth: Authed,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult {
+    let body = body.map_err(|rejection| {
+        let code = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ErrorCode::ImageTooLarge
+        } else {
+            ErrorCode::InvalidImage
+        };
+        ApiError::code(code, rejection.body_text(), auth.lang)
+    })?;
+    let user = state
+        .service
+        .set_avatar(&auth.session, &body)
+        .await
+        .map_err(|e| ApiError::new(e, auth.lang))?;
+    ok(user)
+}
+
+pub async fn delete_avatar(State(state): State<AppState>, auth: Authed) -> ApiResult {
+    let user = state
+        .service
+        .clear_avatar(&auth.session)
+        .await
+        .map_err(|e| ApiError::new(e, auth.lang))?;
+    ok(user)
+}
+
+pub async fn avatar(
+    State(state): State<AppState>,
+    ClientLang(lang): ClientLang,
+    Path(id): Path<UserId>,
+) -> ApiResult {
+    let avatar = state
+        .service
+        .avatar(id)
+        .await
+        .map_err(|e| ApiError::new(e, lang))?;
+    let mut response = avatar.bytes.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(avatar.content_type),
+    );
+    // Images are inert: no scripts even when opened directly (SVG can carry script).
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; sandbox"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    Ok(response)
+}
+
+pub async fn user(
+    State(state): State<AppState>,
+    auth: Authed,
+    Path(id): Path<UserId>,
+) -> ApiResult {
+    ok(state
+        .service
+        .user(id)
+        .await
+        .map_err(|e| ApiError::new(e, auth.lang))?)
+}
+
+pub async fn user_by_name(
+    State(state): State<AppState>,
+    auth: Authed,
+    Path(name): Path<String>,
+) -> ApiResult {
+    ok(state
+        .service
+        .user_by_username(&name)
+        .await
+        .map_err(|e| ApiError::new(e, auth.lang))?)
+}
+
+pub async fn list_rooms(State(state): State<AppState>, auth: Authed) -> ApiResult {
+    ok(state
+        .service
+        .list_rooms(&auth.session)
+        .await
+        .map_err(|e| ApiError::new(e, auth.lang))?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRoomBody {
+    name: String,
+    #[serde(default)]
+    topic: String,
+    visibility: Visibility,
+}
+
+pub async fn create_room(
+    State(state): State<AppState>,
+    auth: Authed,
+    Json(body): Json<CreateRoomBody>,
+) -> ApiResult {
+    let room = state
+        .service
+        .create_room(&auth.session, &body.name, &body.topic, body.visibility)
+        .await
+        .map_err(|e| ApiError::new(e, auth.lang))?;
+    Ok((StatusCode::CREATED, axum::Json(room)).into_response())
+}
+
+pub async fn room(
+    State(state): State<AppState>,
+    auth: Authed,
+    Path(id): Path<RoomId>,
+) -> ApiResult {
+    ok(state
+        .service
+        .room(&auth.session, id)
+        .await
+        .map_err(|e| ApiError::new(e, auth.lang))?)
+}
+
+pub async fn room_by_name(
+    State(state): State<AppState>,
+    auth: Authed,
+    Path(name): Path<String>,
+) -> ApiResult {
+    let lang = auth.lang;
+    let found = state
+        .service
+        .find_room(&RoomRef::Name(name))
+        .await
+        .map_err(|e| ApiError::new(e, lang))?;
+    ok(state
+        .service
+        .room(&auth.session, found.id)
+        .await
+        .map_err(|e| ApiError::new(e, lang))?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicBody {
+    topic: String,
+}
+
+pub async fn update_room(
+    State(state): State<AppState>,
+    auth: Authed,
+    Path(id): Path<RoomId>,
+    Json(body): Json<TopicBody>,
+) -> ApiResult {
+    ok(state
+        .service
+        .set_topic(&auth.session, id, &body.topic)
+        .await
+        .map_err(|e| ApiError::new(e, auth.lang))?)
+}
+
+pub async fn join(
+    State(state): State<AppState>,
+    auth: Authed,
+    Path(id): Path<RoomId>,
+) -> ApiResult {
+    ok(state
+        .service
+        .join_room(&auth.session, id)
+        .await
+        .map_err(|e| ApiError::new(e, auth.lang))?)
+}
+
+pub async fn leave(
+    State(state): State<AppState>,
+    auth: Authed,
+    Path(id): Path<RoomId>,
+) -> ApiResult {
+    state
+        .service
+        .leave_room(&auth.session, id)
+        .await
+        .map_err(|e| ApiError::new(e, auth.lang))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn members(
+    State(state): State<AppState>,
+    auth: Authed,
+    Path(id): Path<RoomId>,
+) -> ApiResult {
+    ok(state
+        .service
+        .members(&auth.session, id)
+        .await
+        .map_err(|e| ApiError::new(e, auth.lang))?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserRefBody {
+    user_id: Option<UserId>,
+    username: Option<String>,
+}
+
+async fn resolve_user(
+    state: &AppState,
+    auth: &Authed,
+    body: UserRefBody,
+) -> Result<UserId, ApiError> {
+    match (body.user_id, body.username) {
+        (Some(id), None) => Ok(id),
+        (None, Some(name)) => Ok(state
+            .service
+            .user_by_username(&name)
+            .await
+            .map_err(|e| ApiError::new(e, auth.lang))?
+            .id),
+        _ => Err(ApiError::code(
+            ErrorCode::InvalidPayload,
+            "give user_id or username",
+            auth.lang,
+        )),
+    }
+}
+
+pub async fn invite(
+    State(state): State<AppState>,
+    auth: Authed,
+    Path(id): Path<RoomId>,
+    Json(body): Json<UserRefBody>,
+) -> ApiResult {
+    let target = resolve_user(&state, &auth, body).await?;
+    state
+        .service
+        .invite(&auth.session, id, target)
+        .await
+        .map_err(|e| ApiError::new(e, auth.lang))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn kick(
+    State(state): State<AppState>,
+    auth: Authed,
+    Path((id, user)): Path<(RoomId, UserId)>,
+) -> ApiResult {
+    state
+        .service
+        .kick(&auth.session, id, user)
+        .await
+        .map_err(|e| ApiError::new(e, auth.lang))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleBody {
+    role: Role,
+}
+
+pub async fn set_role(
+    State(state): State<AppState>,
+    auth: Authed,
+    Path((id, user)): Path<(RoomId, UserId)>,
+    Json(body): Json<RoleBody>,
+) -> ApiResult {
+    state
+        .service
+        .set_role(&auth.session, id, user, body.role)
+        .await
+        .map_err(|e| ApiError::new(e, auth.lang))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn open_direct(
+    State(state): State<AppState>,
+    auth: Authed,
+    Json(body): Json<UserRefBody>,
+) -> ApiResult {
+    let peer = resolve_user(&state, &auth, body).await?;
+    ok(state
+        .service
+        .open_direct(&auth.session, peer)
+        .await
+        .map_err(|e| ApiError::new(e, auth.lang))?)
+}
+
+pub async fn history(
+    State(state): State<AppState>,
+    auth: Authed,
+    Path(id): Path<RoomId>,
+    Query(query): Query<HistoryQuery>,
+) -> ApiResult {
+    ok(state
+        .service
+        .history(&auth.session, id, query)
+        .await
+        .map_err(|e| ApiError::new(e, auth.lang))?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendBody {
+    body: String,
+    client_msg_id: Option<String>,
+}
+
+pub async fn send(
+    State(state): State<AppState>,
+    auth: Authed,
+    Path(id): Path<RoomId>,
+    Json(body): Json<SendBody>,
+) -> ApiResult {
+    let ack = state
+        .service
+        .send_message(&auth.session, id, &body.body, body.client_msg_id.as_deref())
+        .await
+        .map_err(|e| ApiError::new(e, auth.lang))?;
+    let status = if ack.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, axum::Json(ack)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditBody {
+    body: String,
+}
+
+pub async fn edit(
+    State(state): State<AppState>,
+    auth: Authed,
+    Path(id): Path<MessageId>,
+    Json(body): Json<EditBody>,
+) -> ApiResult {
+    ok(state
+        .service
+        .edit_message(&auth.session, id, &body.body)
+        .await
+        .map_err(|e| ApiError::new(e, auth.lang))?)
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    auth: Authed,
+    Path(id): Path<MessageId>,
+) -> ApiResult {
+    ok(state
+        .service
+        .delete_message(&auth.session, id)
+        .await
+        .map_err(|e| ApiError::new(e, auth.lang))?)
+}
+
+pub async fn stats(State(state): State<AppState>) -> ApiResult {
+    ok(state.service.stats())
+}

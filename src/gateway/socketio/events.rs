@@ -1,0 +1,424 @@
+//! Client-to-server events: one dispatch table, one decoding path, one reply path.
+//!
+//! Every event may carry an acknowledgement callback. Replies are
+//! `{"ok": true, "data": …}` or `{"ok": false, "error": {code, message, retry_after_ms}}`;
+//! a failed event sent without a callback gets a `server:error` event instead, so an
+//! error never passes silently.
+
+use super::{Connection, ErrorPayload};
+use crate::core::error::{ChatError, ChatResult, ErrorCode};
+use crate::core::ids::{MessageId, RoomId, Seq, UserId};
+use crate::core::model::Visibility;
+use crate::service::{ChatService, RoomRef};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{AckSender, SocketRef, State, TryData};
+use socketioxide::handler::FromMessageParts;
+use socketioxide::socket::Socket;
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// One client event: its name and whether guests may send it.
+struct EventSpec {
+    name: &'static str,
+    guests: bool,
+}
+
+/// Every event a client may send. Guests may read and post in public rooms, nothing more.
+const EVENTS: &[EventSpec] = &[
+    EventSpec {
+        name: "message",
+        guests: true,
+    },
+    EventSpec {
+        name: "message:send",
+        guests: true,
+    },
+    EventSpec {
+        name: "message:edit",
+        guests: false,
+    },
+    EventSpec {
+        name: "message:delete",
+        guests: false,
+    },
+    EventSpec {
+        name: "room:join",
+        guests: true,
+    },
+    EventSpec {
+        name: "room:leave",
+        guests: true,
+    },
+    EventSpec {
+        name: "room:create",
+        guests: false,
+    },
+    EventSpec {
+        name: "room:history",
+        guests: true,
+    },
+    EventSpec {
+        name: "room:members",
+        guests: true,
+    },
+    EventSpec {
+        name: "room:topic",
+        guests: false,
+    },
+    EventSpec {
+        name: "room:invite",
+        guests: false,
+    },
+    EventSpec {
+        name: "room:kick",
+        guests: false,
+    },
+    EventSpec {
+        name: "room:role",
+        guests: false,
+    },
+    EventSpec {
+        name: "rooms:list",
+        guests: true,
+    },
+    EventSpec {
+        name: "dm:open",
+        guests: false,
+    },
+    EventSpec {
+        name: "typing",
+        guests: true,
+    },
+    EventSpec {
+        name: "sync",
+        guests: true,
+    },
+];
+
+/// Whether the client attached an acknowledgement callback.
+struct WantsAck(bool);
+
+impl<A: Adapter> FromMessageParts<A> for WantsAck {
+    type Error = Infallible;
+    fn from_message_parts(
+        _: &Arc<Socket<A>>,
+        _: &mut socketioxide::handler::Value,
+        ack_id: &Option<i64>,
+    ) -> Result<Self, Infallible> {
+        Ok(WantsAck(ack_id.is_some()))
+    }
+}
+
+/// Registers the handlers of [`EVENTS`] and the unknown-event fallback on a socket.
+pub(super) fn register(s: &socketioxide::extract::SocketRef) {
+    for spec in EVENTS {
+        let name = spec.name;
+        let guests = spec.guests;
+        s.on(
+            name,
+            async move |s: SocketRef,
+                        State(service): State<Arc<ChatService>>,
+                        ack: AckSender,
+                        WantsAck(wants_ack): WantsAck,
+                        TryData(data): TryData<Value>| {
+                let Some(conn) = s.extensions.get::<Arc<Connection>>() else {
+                    return;
+                };
+                let result = match data {
+                    Err(err) => Err(ChatError::new(
+                        ErrorCode::InvalidPayload,
+                        format!("{name}: undecodable payload: {err}"),
+                    )),
+                    Ok(_) if !guests && conn.session.user.is_guest() => Err(ChatError::new(
+                        ErrorCode::GuestNotAllowed,
+                        format!("guest sent {name}"),
+                    )),
+                    Ok(payload) => dispatch(&service, &conn, name, payload).await,
+                };
+                reply(&s, &conn, name, ack, wants_ack, result);
+            },
+        );
+    }
+    s.on_fallback(
+        async |s: SocketRef, ack: AckSender, WantsAck(wants_ack): WantsAck| {
+            let Some(conn) = s.extensions.get::<Arc<Connection>>() else {
+                return;
+            };
+            let err = ChatError::new(ErrorCode::UnknownEvent, "unknown event");
+            reply(&s, &conn, "?", ack, wants_ack, Err(err));
+        },
+    );
+}
+
+fn reply(
+    s: &SocketRef,
+    conn: &Connection,
+    name: &str,
+    ack: AckSender,
+    wants_ack: bool,
+    result: ChatResult<Value>,
+) {
+    let body = match &result {
+        Ok(data) => json!({ "ok": true, "data": data }),
+        Err(err) => {
+            if err.is_server_fault() {
+                tracing::error!(sid = %s.id, event = name, cause = %err, "event failed");
+            } else {
+                tracing::debug!(sid = %s.id, event = name, cause = %err, "event rejected");
+            }
+            json!({ "ok": false, "error": ErrorPayload::new(err, conn.lang) })
+        }
+    };
+    let sent = if wants_ack {
+        ack.send(&body)
+    } else if let Err(err) = &result {
+        let mut payload =
+            serde_json::to_value(ErrorPayload::new(err, conn.lang)).unwrap_or_default();
+        payload["event"] = Value::from(name);
+        s.emit("server:error", &payload)
+    } else {
+        Ok(())
+    };
+    if let Err(err) = sent {
+        tracing::debug!(sid = %s.id, event = name, cause = %err, "reply not queued");
+    }
+}
+
+fn decode<T: DeserializeOwned>(name: &str, payload: Value) -> ChatResult<T> {
+    serde_json::from_value(payload)
+        .map_err(|err| ChatError::new(ErrorCode::InvalidPayload, format!("{name}: {err}")))
+}
+
+fn to_value<T: serde::Serialize>(value: T) -> ChatResult<Value> {
+    serde_json::to_value(value).map_err(|e| ChatError::Internal(e.into()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendPayload {
+    room_id: RoomId,
+    body: String,
+    client_msg_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EditPayload {
+    message_id: MessageId,
+    body: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageRef {
+    message_id: MessageId,
+}
+
+#[derive(Deserialize)]
+struct RoomOnly {
+    room_id: RoomId,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JoinPayload {
+    room_id: Option<RoomId>,
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreatePayload {
+    name: String,
+    #[serde(default)]
+    topic: String,
+    visibility: Visibility,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryPayload {
+    room_id: RoomId,
+    before: Option<Seq>,
+    after: Option<Seq>,
+    limit: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TopicPayload {
+    room_id: RoomId,
+    topic: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemberPayload {
+    room_id: RoomId,
+    user_id: UserId,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RolePayload {
+    room_id: RoomId,
+    user_id: UserId,
+    role: crate::core::role::Role,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DirectPayload {
+    user_id: Option<UserId>,
+    username: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SyncPayload {
+    /// Last `seq` seen per room id.
+    rooms: BTreeMap<String, Seq>,
+}
+
+/// Runs one client event against the service.
+async fn dispatch(
+    service: &ChatService,
+    conn: &Connection,
+    name: &str,
+    payload: Value,
+) -> ChatResult<Value> {
+    let session = &conn.session;
+    match name {
+        "message" => {
+            // The plain chat event: a string, posted to the lobby.
+            let Value::String(body) = payload else {
+                return Err(ChatError::new(
+                    ErrorCode::InvalidPayload,
+                    "message: expected a string",
+                ));
+            };
+            conn.compat.store(true, Ordering::Relaxed);
+            let ack = service
+                .send_message(session, service.lobby(), &body, None)
+                .await?;
+            to_value(ack)
+        }
+        "message:send" => {
+            let p: SendPayload = decode(name, payload)?;
+            let ack = service
+                .send_message(session, p.room_id, &p.body, p.client_msg_id.as_deref())
+                .await?;
+            to_value(ack)
+        }
+        "message:edit" => {
+            let p: EditPayload = decode(name, payload)?;
+            to_value(service.edit_message(session, p.message_id, &p.body).await?)
+        }
+        "message:delete" => {
+            let p: MessageRef = decode(name, payload)?;
+            to_value(service.delete_message(session, p.message_id).await?)
+        }
+        "room:join" => {
+            let p: JoinPayload = decode(name, payload)?;
+            let room_ref = match (p.room_id, p.name) {
+                (Some(id), None) => RoomRef::Id(id),
+                (None, Some(name)) => RoomRef::Name(name),
+                _ => {
+                    return Err(ChatError::new(
+                        ErrorCode::InvalidPayload,
+                        "room:join takes room_id or name",
+                    ));
+                }
+            };
+            let room = service.find_room(&room_ref).await?;
+            to_value(service.join_room(session, room.id).await?)
+        }
+        "room:leave" => {
+            let p: RoomOnly = decode(name, payload)?;
+            service.leave_room(session, p.room_id).await?;
+            Ok(Value::Null)
+        }
+        "room:create" => {
+            let p: CreatePayload = decode(name, payload)?;
+            to_value(
+                service
+                    .create_room(session, &p.name, &p.topic, p.visibility)
+                    .await?,
+            )
+        }
+        "room:history" => {
+            let p: HistoryPayload = decode(name, payload)?;
+            let query = crate::service::HistoryQuery {
+                before: p.before,
+                after: p.after,
+                limit: p.limit,
+            };
+            to_value(service.history(session, p.room_id, query).await?)
+        }
+        "room:members" => {
+            let p: RoomOnly = decode(name, payload)?;
+            to_value(service.members(session, p.room_id).await?)
+        }
+        "room:topic" => {
+            let p: TopicPayload = decode(name, payload)?;
+            to_value(service.set_topic(session, p.room_id, &p.topic).await?)
+        }
+        "room:invite" => {
+            let p: MemberPayload = decode(name, payload)?;
+            service.invite(session, p.room_id, p.user_id).await?;
+            Ok(Value::Null)
+        }
+        "room:kick" => {
+            let p: MemberPayload = decode(name, payload)?;
+            service.kick(session, p.room_id, p.user_id).await?;
+            Ok(Value::Null)
+        }
+        "room:role" => {
+            let p: RolePayload = decode(name, payload)?;
+            service
+                .set_role(session, p.room_id, p.user_id, p.role)
+                .await?;
+            Ok(Value::Null)
+        }
+        "rooms:list" => to_value(service.list_rooms(session).await?),
+        "dm:open" => {
+            let p: DirectPayload = decode(name, payload)?;
+            let peer = match (p.user_id, p.username) {
+                (Some(id), None) => id,
+                (None, Some(username)) => service.user_by_username(&username).await?.id,
+                _ => {
+                    return Err(ChatError::new(
+                        ErrorCode::InvalidPayload,
+                        "dm:open takes user_id or username",
+                    ));
+                }
+            };
+            to_value(service.open_direct(session, peer).await?)
+        }
+        "typing" => {
+            let p: RoomOnly = decode(name, payload)?;
+            service.typing(session, p.room_id).await?;
+            Ok(Value::Null)
+        }
+        "sync" => {
+            let p: SyncPayload = decode(name, payload)?;
+            let mut last_seen = Vec::with_capacity(p.rooms.len());
+            for (room, seq) in p.rooms {
+                let id: i64 = room.parse().map_err(|_| {
+                    ChatError::new(ErrorCode::InvalidPayload, format!("sync: room id {room:?}"))
+                })?;
+                last_seen.push((RoomId(id), seq));
+            }
+            to_value(service.sync(session, &last_seen).await?)
+        }
+        _ => Err(ChatError::new(
+            ErrorCode::UnknownEvent,
+            format!("no handler for {name}"),
+        )),
+    }
+}

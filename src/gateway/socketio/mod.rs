@@ -1,0 +1,261 @@
+//! Socket.IO v4 gateway at `/socket.io/`, over WebSocket and HTTP long-polling.
+//!
+//! A connection authenticates in its handshake (`auth.token`, or the session cookie);
+//! without credentials it becomes a guest with a generated nickname, which is what the
+//! simplest Socket.IO chat pages expect. Events and payloads are listed in
+//! docs/protocol.md; [`events`] holds the dispatch table.
+
+mod events;
+mod sink;
+
+use crate::core::error::{ChatError, ErrorCode};
+use crate::core::i18n::{self, Lang};
+use crate::core::model::User;
+use crate::hub::ConnId;
+use crate::service::{ChatService, ClientAddr, Session};
+use axum::extract::ConnectInfo;
+use serde::Deserialize;
+use sink::SocketSink;
+use socketioxide::extract::{SocketRef, State, TryData};
+use socketioxide::handler::ConnectHandler;
+use socketioxide::socket::DisconnectReason;
+use socketioxide::{SocketIo, SocketIoBuilder};
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// Name of the cookie that carries the session token for browsers.
+pub const SESSION_COOKIE: &str = "confab_session";
+
+/// Socket.IO settings from the command line.
+#[derive(Clone, Debug)]
+pub struct SocketIoSettings {
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+    /// Outbound packets queued per connection before it counts as a slow consumer.
+    pub outbound_queue: usize,
+    /// Largest inbound packet or polling body, in bytes.
+    pub max_payload: u64,
+}
+
+/// What the handshake's `auth` object may carry.
+#[derive(Debug, Default, Deserialize)]
+struct Handshake {
+    token: Option<String>,
+    nickname: Option<String>,
+    lang: Option<String>,
+}
+
+/// Per-connection state, stored in the socket's extensions.
+pub(crate) struct Connection {
+    pub session: Session,
+    pub lang: Lang,
+    /// Whether this connection receives lobby text as plain `message` strings.
+    pub compat: Arc<AtomicBool>,
+    /// Hub registration, set once the connection is accepted.
+    pub conn: OnceLock<ConnId>,
+    /// Token of a guest account created by this handshake, sent back once.
+    pub new_guest_token: Option<String>,
+}
+
+/// Builds the Socket.IO layer and registers the default namespace.
+pub fn layer(
+    service: Arc<ChatService>,
+    settings: &SocketIoSettings,
+) -> (socketioxide::layer::SocketIoLayer, SocketIo) {
+    let (layer, io) = SocketIoBuilder::new()
+        .ping_interval(settings.ping_interval)
+        .ping_timeout(settings.ping_timeout)
+        .max_buffer_size(settings.outbound_queue)
+        .max_payload(settings.max_payload)
+        .ws_max_message_size(settings.max_payload as usize)
+        .ws_max_frame_size(settings.max_payload as usize)
+        .with_state(service)
+        .build_layer();
+    io.ns("/", on_connect.with(authenticate));
+    (layer, io)
+}
+
+fn header_str<'a>(s: &'a SocketRef, name: &str) -> Option<&'a str> {
+    s.req_parts()
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// Returns the session token from the `Cookie` header, if any.
+fn cookie_token(s: &SocketRef) -> Option<String> {
+    let header = header_str(s, "cookie")?;
+    cookie::Cookie::split_parse(header)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == SESSION_COOKIE)
+        .map(|c| c.value().to_owned())
+}
+
+/// A refused handshake; its text is the stable error code, which the client receives
+/// as `connect_error`'s `message`.
+#[derive(Debug)]
+struct Refused(ErrorCode);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+/// Connect middleware: resolves the handshake to a session before the socket joins.
+async fn authenticate(
+    s: SocketRef,
+    State(service): State<Arc<ChatService>>,
+    TryData(auth): TryData<Handshake>,
+) -> Result<(), Refused> {
+    let handshake = auth.unwrap_or_default();
+    let lang = handshake
+        .lang
+        .as_deref()
+        .or_else(|| header_str(&s, "accept-language"))
+        .map(Lang::negotiate)
+        .unwrap_or_default();
+    let addr = s
+        .req_parts()
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+
+    let token = handshake.token.clone().or_else(|| cookie_token(&s));
+    let result: Result<(Session, Option<String>), ChatError> = match token {
+        Some(token) => service.authenticate(&token).await.map(|s| (s, None)),
+        None => service
+            .guest_login(ClientAddr(addr), handshake.nickname.as_deref())
+            .await
+            .map(|login| (login.session, Some(login.token))),
+    };
+    let (session, new_guest_token) = result.map_err(|err| {
+        if err.is_server_fault() {
+            tracing::error!(sid = %s.id, cause = %err, "handshake failed");
+        }
+        Refused(err.code())
+    })?;
+
+    s.extensions.insert(Arc::new(Connection {
+        compat: Arc::new(AtomicBool::new(new_guest_token.is_some())),
+        session,
+        lang,
+        conn: OnceLock::new(),
+        new_guest_token,
+    }));
+    Ok(())
+}
+
+/// Payload of the `session` event sent right after connecting.
+#[derive(serde::Serialize)]
+struct Welcome<'a> {
+    user: &'a User,
+    session_id: i64,
+    /// Set only when the handshake created a guest account: reconnect with it to stay
+    /// the same guest.
+    token: Option<&'a str>,
+    lobby_id: i64,
+    /// Rooms this connection receives events for.
+    rooms: Vec<i64>,
+}
+
+async fn on_connect(s: SocketRef, State(service): State<Arc<ChatService>>) {
+    let Some(conn) = s.extensions.get::<Arc<Connection>>() else {
+        tracing::error!(sid = %s.id, "connected socket lacks its session");
+        let _ = s.disconnect();
+        return;
+    };
+
+    // Register with the hub and follow every room the user belongs to.
+    let sink = Arc::new(SocketSink::new(
+        s.clone(),
+        conn.compat.clone(),
+        service.lobby(),
+        conn.lang,
+    ));
+    let hub = service.hub().clone();
+    let id = hub.connect(conn.session.user_id(), conn.session.id, sink);
+    let _ = conn.conn.set(id);
+    let rooms = match service.member_room_ids(conn.session.user_id()).await {
+        Ok(rooms) => rooms,
+        Err(err) => {
+            tracing::error!(sid = %s.id, cause = %err, "failed to load rooms for a new connection");
+            Vec::new()
+        }
+    };
+    for room in &rooms {
+        hub.subscribe(id, *room);
+    }
+
+    let hub_for_close = hub.clone();
+    s.on_disconnect(async move |s: SocketRef, reason: DisconnectReason| {
+        hub_for_close.disconnect(id);
+        tracing::debug!(sid = %s.id, conn = id, ?reason, "socket disconnected");
+    });
+    events::register(&s);
+
+    let welcome = Welcome {
+        user: &conn.session.user,
+        session_id: conn.session.id.0,
+        token: conn.new_guest_token.as_deref(),
+        lobby_id: service.lobby().0,
+        rooms: rooms.iter().map(|r| r.0).collect(),
+    };
+    if let Err(err) = s.emit("session", &welcome) {
+        tracing::warn!(sid = %s.id, cause = %err, "failed to send the session event");
+    }
+    tracing::info!(
+        sid = %s.id,
+        conn = id,
+        user_id = %conn.session.user_id(),
+        transport = ?s.transport_type(),
+        "socket connected"
+    );
+}
+
+/// Error payload in acknowledgements and `server:error` events.
+#[derive(serde::Serialize)]
+pub(crate) struct ErrorPayload {
+    pub code: &'static str,
+    pub message: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+}
+
+impl ErrorPayload {
+    pub fn new(err: &ChatError, lang: Lang) -> Self {
+        Self {
+            code: err.code().as_str(),
+            message: i18n::error_message(err.code(), lang),
+            retry_after_ms: err.retry_after().map(|d| d.as_millis() as u64),
+        }
+    }
+}
+
+/// Sends a notice to every socket and disconnects it, for shutdown.
+pub fn close_all(io: &SocketIo) {
+    for s in io.sockets() {
+        let lang = s
+            .extensions
+            .get::<Arc<Connection>>()
+            .map(|c| c.lang)
+            .unwrap_or_default();
+        sink::send_notice(&s, i18n::Notice::ServerShuttingDown, lang);
+        let _ = s.disconnect();
+    }
+}
+
+/// Counts connections by transport, for metrics.
+pub fn count_by_transport(io: &SocketIo) -> (i64, i64) {
+    let mut websocket = 0;
+    let mut polling = 0;
+    for s in io.sockets() {
+        match s.transport_type() {
+            socketioxide::TransportType::Websocket => websocket += 1,
+            socketioxide::TransportType::Polling => polling += 1,
+        }
+    }
+    (websocket, polling)
+}

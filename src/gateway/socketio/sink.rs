@@ -1,0 +1,88 @@
+//! The hub's view of one Socket.IO connection.
+
+use crate::core::event::Event;
+use crate::core::i18n::{self, Lang, Notice};
+use crate::core::ids::RoomId;
+use crate::core::model::MessageKind;
+use crate::hub::{Outbound, Sink, SinkError};
+use socketioxide::extract::SocketRef;
+use socketioxide::{SendError, SocketError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Queues hub events into socketioxide's bounded per-socket channel.
+pub(super) struct SocketSink {
+    socket: SocketRef,
+    /// Whether lobby text also goes out as plain `message` strings.
+    compat: Arc<AtomicBool>,
+    lobby: RoomId,
+    lang: Lang,
+}
+
+impl SocketSink {
+    pub fn new(socket: SocketRef, compat: Arc<AtomicBool>, lobby: RoomId, lang: Lang) -> Self {
+        Self {
+            socket,
+            compat,
+            lobby,
+            lang,
+        }
+    }
+}
+
+fn map_send_error(err: SendError) -> SinkError {
+    match err {
+        SendError::Socket(SocketError::InternalChannelFull) => SinkError::Full,
+        _ => SinkError::Closed,
+    }
+}
+
+impl Sink for SocketSink {
+    fn send(&self, event: &Arc<Outbound>) -> Result<(), SinkError> {
+        self.socket
+            .emit(event.event.name(), event.json())
+            .map_err(map_send_error)?;
+        if self.compat.load(Ordering::Relaxed)
+            && let Event::MessageNew(m) = &event.event
+            && m.room_id == self.lobby
+            && m.kind == MessageKind::Text
+        {
+            self.socket
+                .emit("message", &m.body)
+                .map_err(map_send_error)?;
+        }
+        Ok(())
+    }
+
+    fn close(&self, notice: Notice) {
+        send_notice(&self.socket, notice, self.lang);
+        // With a full queue even the disconnect packet cannot be queued; the engine's
+        // heartbeat then fails to queue its ping and closes the transport within one
+        // ping interval. The hub has already stopped sending to it.
+        if let Err(err) = self.socket.clone().disconnect() {
+            tracing::info!(sid = %self.socket.id, cause = %err, "disconnect deferred to the heartbeat");
+        }
+    }
+}
+
+/// Payload of `server:notice`.
+#[derive(serde::Serialize)]
+struct NoticePayload {
+    code: &'static str,
+    message: &'static str,
+}
+
+/// Sends a `server:notice` event if the connection's queue has room.
+pub(super) fn send_notice(socket: &SocketRef, notice: Notice, lang: Lang) {
+    let code = match notice {
+        Notice::ServerShuttingDown => "server_shutting_down",
+        Notice::SessionEnded => "session_ended",
+        Notice::SlowConsumer => "slow_consumer",
+        Notice::Kicked => "kicked",
+    };
+    let payload = NoticePayload {
+        code,
+        message: i18n::notice(notice, lang),
+    };
+    let _ = socket.emit("server:notice", &payload);
+}
