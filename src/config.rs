@@ -13,7 +13,7 @@ use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// Confab: self-hosted chat rooms.
+/// Confab: self-hosted chat rooms. Without a command, runs `serve` with its defaults.
 #[derive(Debug, Parser)]
 #[command(name = "confab", version, about, propagate_version = true)]
 pub struct Cli {
@@ -260,7 +260,11 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let mut args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    // `confab` alone runs the server with its defaults.
+    if args.len() == 1 {
+        args.push("serve".into());
+    }
     let matches = Cli::command().get_matches_from(args.clone());
     let Some(("serve", serve)) = matches.subcommand() else {
         return Ok(Cli::from_arg_matches(&matches)?);
@@ -335,6 +339,12 @@ mod tests {
         match cli.command {
             Command::Serve(s) => *s,
         }
+    }
+
+    #[test]
+    fn no_subcommand_means_serve() {
+        let cli = parse_from(["confab"]).expect("bare command parses");
+        assert!(matches!(cli.command, Command::Serve(_)));
     }
 
     #[test]
