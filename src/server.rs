@@ -50,6 +50,11 @@ pub async fn serve(
     args: ServeArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // The default allowed origins name the listen port, so use the bound one, not 0.
+    let args = ServeArgs {
+        listen: listener.local_addr()?,
+        ..args
+    };
     // Open the store and build the layers bottom-up.
     std::fs::create_dir_all(&args.data_dir).with_context(|| {
         format!(
