@@ -100,18 +100,49 @@ const EVENTS: &[EventSpec] = &[
     },
 ];
 
-/// Whether the client attached an acknowledgement callback.
-struct WantsAck(bool);
+/// An event's place in its connection's arrival order, and whether the client attached
+/// an acknowledgement callback. socketioxide extracts arguments synchronously as packets
+/// arrive and only then spawns the handler task, so tickets follow arrival order even
+/// though the tasks may start in any order.
+struct Arrival {
+    ticket: u64,
+    wants_ack: bool,
+}
 
-impl<A: Adapter> FromMessageParts<A> for WantsAck {
+impl<A: Adapter> FromMessageParts<A> for Arrival {
     type Error = Infallible;
     fn from_message_parts(
-        _: &Arc<Socket<A>>,
+        s: &Arc<Socket<A>>,
         _: &mut socketioxide::handler::Value,
         ack_id: &Option<i64>,
     ) -> Result<Self, Infallible> {
-        Ok(WantsAck(ack_id.is_some()))
+        let ticket = s
+            .extensions
+            .get::<Arc<Connection>>()
+            .map_or(0, |c| c.next_ticket.fetch_add(1, Ordering::Relaxed));
+        Ok(Arrival {
+            ticket,
+            wants_ack: ack_id.is_some(),
+        })
     }
+}
+
+/// Holds a connection's turn; passes it to the next ticket when dropped, also when the
+/// handler fails early.
+struct Turn<'a>(&'a Connection);
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.0.turn.send_modify(|t| *t += 1);
+    }
+}
+
+/// Waits until it is this ticket's turn on the connection.
+async fn take_turn(conn: &Connection, ticket: u64) -> Turn<'_> {
+    let mut turn = conn.turn.subscribe();
+    // The sender lives in `conn`, which outlives this wait, so the channel cannot close.
+    let _ = turn.wait_for(|t| *t == ticket).await;
+    Turn(conn)
 }
 
 /// Registers the handlers of [`EVENTS`] and the unknown-event fallback on a socket.
@@ -124,11 +155,13 @@ pub(super) fn register(s: &socketioxide::extract::SocketRef) {
             async move |s: SocketRef,
                         State(service): State<Arc<ChatService>>,
                         ack: AckSender,
-                        WantsAck(wants_ack): WantsAck,
+                        arrival: Arrival,
                         TryData(data): TryData<Value>| {
                 let Some(conn) = s.extensions.get::<Arc<Connection>>() else {
                     return;
                 };
+                let _turn = take_turn(&conn, arrival.ticket).await;
+                let wants_ack = arrival.wants_ack;
                 let result = match data {
                     Err(err) => Err(ChatError::new(
                         ErrorCode::InvalidPayload,
@@ -144,15 +177,15 @@ pub(super) fn register(s: &socketioxide::extract::SocketRef) {
             },
         );
     }
-    s.on_fallback(
-        async |s: SocketRef, ack: AckSender, WantsAck(wants_ack): WantsAck| {
-            let Some(conn) = s.extensions.get::<Arc<Connection>>() else {
-                return;
-            };
-            let err = ChatError::new(ErrorCode::UnknownEvent, "unknown event");
-            reply(&s, &conn, "?", ack, wants_ack, Err(err));
-        },
-    );
+    s.on_fallback(async |s: SocketRef, ack: AckSender, arrival: Arrival| {
+        let Some(conn) = s.extensions.get::<Arc<Connection>>() else {
+            return;
+        };
+        let _turn = take_turn(&conn, arrival.ticket).await;
+        let wants_ack = arrival.wants_ack;
+        let err = ChatError::new(ErrorCode::UnknownEvent, "unknown event");
+        reply(&s, &conn, "?", ack, wants_ack, Err(err));
+    });
 }
 
 fn reply(

@@ -21,7 +21,7 @@ use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::DisconnectReason;
 use socketioxide::{SocketIo, SocketIoBuilder};
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -57,6 +57,11 @@ pub(crate) struct Connection {
     pub conn: OnceLock<ConnId>,
     /// Token of a guest account created by this handshake, sent back once.
     pub new_guest_token: Option<String>,
+    /// Events run in arrival order: each takes the next ticket when it is decoded...
+    pub next_ticket: AtomicU64,
+    /// ...and waits until this counter reaches its ticket, so one connection's messages
+    /// are stored in the order it sent them.
+    pub turn: tokio::sync::watch::Sender<u64>,
 }
 
 /// Builds the Socket.IO layer and registers the default namespace.
@@ -144,6 +149,8 @@ async fn authenticate(
         lang,
         conn: OnceLock::new(),
         new_guest_token,
+        next_ticket: AtomicU64::new(0),
+        turn: tokio::sync::watch::Sender::new(0),
     }));
     Ok(())
 }
