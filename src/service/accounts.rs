@@ -368,6 +368,12 @@ impl ChatService {
         Ok(Self::public_user(&row))
     }
 
+    /// Returns the caller's account as stored now. A session caches the account from
+    /// its start, so names written into messages are read fresh here.
+    pub(super) async fn current_user(&self, session: &Session) -> ChatResult<User> {
+        self.user(session.user_id()).await
+    }
+
     pub(super) async fn user_row(&self, id: UserId) -> ChatResult<UserRow> {
         self.store
             .user_by_id(id)

@@ -69,7 +69,7 @@ impl ChatService {
                 room_id,
                 kind: MessageKind::Text,
                 author_id: Some(session.user_id()),
-                author_name: session.user.display_name.clone(),
+                author_name: self.current_user(session).await?.display_name,
                 body,
                 target_id: None,
                 target_name: None,
@@ -263,13 +263,14 @@ impl ChatService {
         }
         let access = self.access(session, room_id).await?;
         access.member_role()?;
+        let display_name = self.current_user(session).await?.display_name;
         self.hub.publish(
             room_id,
             Outbound::new(
                 Event::Typing(Typing {
                     room_id,
                     user_id: session.user_id(),
-                    display_name: session.user.display_name.clone(),
+                    display_name,
                 }),
                 Instant::now(),
             ),

@@ -246,17 +246,22 @@ impl ChatService {
         }
     }
 
-    /// Deletes expired sessions and forgets idle rate-limit buckets; run periodically.
-    pub async fn housekeeping(&self) -> ChatResult<u64> {
+    /// Deletes expired sessions and closes their connections, and forgets idle
+    /// rate-limit buckets; run periodically. Returns how many sessions expired.
+    pub async fn housekeeping(&self) -> ChatResult<usize> {
         self.send_limit.prune();
         self.auth_limit.prune();
         {
             let mut seen = self.typing_seen.lock().unwrap_or_else(|e| e.into_inner());
             seen.retain(|_, at| at.elapsed() < Duration::from_secs(60));
         }
-        self.store
+        let expired = self
+            .store
             .delete_expired_sessions(crate::core::time::now_millis())
-            .await
+            .await?;
+        self.hub
+            .close_sessions(&expired, crate::core::i18n::Notice::SessionEnded);
+        Ok(expired.len())
     }
 
     /// Converts a stored account to what other people see.

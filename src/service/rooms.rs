@@ -181,7 +181,17 @@ impl ChatService {
         Ok(room)
     }
 
-    fn system_event(&self, room_id: RoomId, kind: MessageKind, actor: &User) -> NewMessage {
+    /// Builds a system event by the session's user under their current display name.
+    async fn system_event(
+        &self,
+        room_id: RoomId,
+        kind: MessageKind,
+        session: &Session,
+    ) -> ChatResult<NewMessage> {
+        Ok(self.event_by(room_id, kind, &self.current_user(session).await?))
+    }
+
+    fn event_by(&self, room_id: RoomId, kind: MessageKind, actor: &User) -> NewMessage {
         NewMessage {
             room_id,
             kind,
@@ -228,7 +238,9 @@ impl ChatService {
         };
 
         let _write = self.begin_write()?;
-        let event = self.system_event(room_id, MessageKind::Join, &session.user);
+        let event = self
+            .system_event(room_id, MessageKind::Join, session)
+            .await?;
         if let Some(message) = self
             .store
             .add_member(room_id, session.user_id(), role, event)
@@ -261,7 +273,9 @@ impl ChatService {
             ));
         }
         let _write = self.begin_write()?;
-        let event = self.system_event(room_id, MessageKind::Leave, &session.user);
+        let event = self
+            .system_event(room_id, MessageKind::Leave, session)
+            .await?;
         if let Some(message) = self
             .store
             .remove_member(room_id, session.user_id(), event)
@@ -339,7 +353,9 @@ impl ChatService {
         }
         let target_row = self.user_row(target).await?;
         let _write = self.begin_write()?;
-        let mut event = self.system_event(room_id, MessageKind::Kick, &session.user);
+        let mut event = self
+            .system_event(room_id, MessageKind::Kick, session)
+            .await?;
         event.target_id = Some(target);
         event.target_name = Some(target_row.display_name.clone());
         if let Some(message) = self.store.remove_member(room_id, target, event).await? {
@@ -404,7 +420,9 @@ impl ChatService {
         }
         let topic = names::validate_topic(topic)?;
         let _write = self.begin_write()?;
-        let mut event = self.system_event(room_id, MessageKind::Topic, &session.user);
+        let mut event = self
+            .system_event(room_id, MessageKind::Topic, session)
+            .await?;
         event.body = topic.clone();
         let message = self.store.set_topic(room_id, &topic, event).await?;
         self.after_commit(started, message);
@@ -477,7 +495,7 @@ impl ChatService {
             Err(err) => return Err(err),
         };
         let peer_user = Self::public_user(&peer_row);
-        let event = self.system_event(room.id, MessageKind::Join, &peer_user);
+        let event = self.event_by(room.id, MessageKind::Join, &peer_user);
         self.store
             .add_member(room.id, peer, Role::Member, event)
             .await?;

@@ -127,8 +127,8 @@ pub trait SessionStore: Send + Sync {
         user_id: UserId,
         keep: Option<SessionId>,
     ) -> ChatResult<Vec<SessionId>>;
-    /// Deletes sessions that expired before `now`, returning how many.
-    async fn delete_expired_sessions(&self, now: Millis) -> ChatResult<u64>;
+    /// Deletes sessions that expired before `now`, returning their ids.
+    async fn delete_expired_sessions(&self, now: Millis) -> ChatResult<Vec<SessionId>>;
 }
 
 /// Rooms, memberships and invitations.

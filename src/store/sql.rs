@@ -37,7 +37,8 @@ pub const SESSION_BY_HASH: &str = "SELECT id, user_id, csrf_token, created_at, e
 pub const DELETE_SESSION: &str = "DELETE FROM sessions WHERE id = $1";
 pub const DELETE_USER_SESSIONS: &str =
     "DELETE FROM sessions WHERE user_id = $1 AND id <> $2 RETURNING id";
-pub const DELETE_EXPIRED_SESSIONS: &str = "DELETE FROM sessions WHERE expires_at <= $1";
+pub const DELETE_EXPIRED_SESSIONS: &str =
+    "DELETE FROM sessions WHERE expires_at <= $1 RETURNING id";
 
 pub const INSERT_ROOM: &str = "INSERT INTO rooms \
      (name, name_key, topic, visibility, owner_id, last_seq, created_at) \

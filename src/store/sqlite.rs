@@ -333,13 +333,13 @@ impl SessionStore for SqliteStore {
     }
 
     #[instrument(skip_all, err)]
-    async fn delete_expired_sessions(&self, now: Millis) -> ChatResult<u64> {
-        let done = sqlx::query(sql::DELETE_EXPIRED_SESSIONS)
+    async fn delete_expired_sessions(&self, now: Millis) -> ChatResult<Vec<SessionId>> {
+        let ids: Vec<i64> = sqlx::query_scalar(sql::DELETE_EXPIRED_SESSIONS)
             .bind(now)
-            .execute(&self.writer)
+            .fetch_all(&self.writer)
             .await
             .map_err(store_err)?;
-        Ok(done.rows_affected())
+        Ok(ids.into_iter().map(SessionId).collect())
     }
 }
 
