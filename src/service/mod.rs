@@ -7,6 +7,8 @@ mod avatar;
 pub mod limits;
 mod messages;
 mod rooms;
+#[cfg(test)]
+mod tests;
 
 use crate::core::error::{ChatError, ChatResult, ErrorCode};
 use crate::core::ids::{RoomId, SessionId, UserId};

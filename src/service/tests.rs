@@ -1,0 +1,574 @@
+//! Service rules checked against a real SQLite store in a temporary directory, with the
+//! hub and no gateway.
+
+use super::*;
+use crate::core::ids::Seq;
+use crate::core::model::{MessageKind, Visibility};
+use crate::core::role::Role;
+use crate::store::SqliteStore;
+
+struct Fixture {
+    service: Arc<ChatService>,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture() -> Fixture {
+    fixture_with(|_| {}).await
+}
+
+async fn fixture_with(adjust: impl FnOnce(&mut ServiceConfig)) -> Fixture {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(&dir.path().join("t.db"))
+        .await
+        .expect("store opens");
+    let metrics = Arc::new(Metrics::new());
+    let hub = Arc::new(Hub::new(metrics.clone()));
+    let mut config = ServiceConfig::for_tests(dir.path().join("avatars"));
+    config.send_burst = 10_000;
+    config.send_per_second = 10_000.0;
+    adjust(&mut config);
+    let service = ChatService::new(Arc::new(store), hub, config, metrics)
+        .await
+        .expect("service starts");
+    Fixture {
+        service: Arc::new(service),
+        _dir: dir,
+    }
+}
+
+const ADDR: ClientAddr = ClientAddr(None);
+
+async fn user(f: &Fixture, name: &str) -> Session {
+    f.service
+        .register(ADDR, name, "password123", None)
+        .await
+        .expect("registration succeeds")
+        .session
+}
+
+async fn guest(f: &Fixture, nick: &str) -> Session {
+    f.service
+        .guest_login(ADDR, Some(nick))
+        .await
+        .expect("guest sign-in succeeds")
+        .session
+}
+
+fn code<T: std::fmt::Debug>(r: ChatResult<T>) -> ErrorCode {
+    r.expect_err("operation should fail").code()
+}
+
+#[tokio::test]
+async fn resend_with_same_client_msg_id_stores_once() {
+    let f = fixture().await;
+    let alice = user(&f, "alice").await;
+    let lobby = f.service.lobby();
+    let first = f
+        .service
+        .send_message(&alice, lobby, "hi", Some("c1"))
+        .await
+        .unwrap();
+    let again = f
+        .service
+        .send_message(&alice, lobby, "hi", Some("c1"))
+        .await
+        .unwrap();
+    assert!(!first.duplicate);
+    assert!(again.duplicate);
+    assert_eq!(first.id, again.id);
+    assert_eq!(first.seq, again.seq);
+    let page = f
+        .service
+        .history(&alice, lobby, HistoryQuery::default())
+        .await
+        .unwrap();
+    let texts: Vec<_> = page
+        .messages
+        .iter()
+        .filter(|m| m.kind == MessageKind::Text)
+        .collect();
+    assert_eq!(texts.len(), 1);
+}
+
+#[tokio::test]
+async fn seq_is_gap_free_under_concurrent_senders() {
+    let f = fixture().await;
+    let lobby = f.service.lobby();
+    // Register first: each registration appends a join event to the lobby.
+    let mut sessions = Vec::new();
+    for i in 0..4 {
+        sessions.push(user(&f, &format!("user{i}")).await);
+    }
+    let mut tasks = Vec::new();
+    for (i, session) in sessions.into_iter().enumerate() {
+        let service = f.service.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for n in 0..25 {
+                let ack = service
+                    .send_message(
+                        &session,
+                        lobby,
+                        &format!("m{n}"),
+                        Some(&format!("u{i}-{n}")),
+                    )
+                    .await
+                    .unwrap();
+                seqs.push(ack.seq.0);
+            }
+            seqs
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        let seqs = task.await.unwrap();
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "one sender's seqs increase"
+        );
+        all.extend(seqs);
+    }
+    all.sort();
+    let first = all[0];
+    let expected: Vec<i64> = (first..first + 100).collect();
+    assert_eq!(all, expected, "no gaps and no repeats");
+}
+
+#[tokio::test]
+async fn history_pages_skip_nothing_across_tombstones() {
+    let f = fixture().await;
+    let alice = user(&f, "alice").await;
+    let lobby = f.service.lobby();
+    let mut ids = Vec::new();
+    for n in 0..250 {
+        ids.push(
+            f.service
+                .send_message(&alice, lobby, &format!("m{n}"), None)
+                .await
+                .unwrap(),
+        );
+    }
+    for ack in ids.iter().step_by(7) {
+        f.service.delete_message(&alice, ack.id).await.unwrap();
+    }
+
+    // Walk backwards from the newest page.
+    let mut seen = Vec::new();
+    let mut query = HistoryQuery {
+        before: None,
+        after: None,
+        limit: Some(100),
+    };
+    loop {
+        let page = f.service.history(&alice, lobby, query).await.unwrap();
+        assert!(page.messages.len() <= 100);
+        assert!(
+            page.messages.windows(2).all(|w| w[0].seq < w[1].seq),
+            "pages are oldest first"
+        );
+        seen.splice(0..0, page.messages.iter().map(|m| m.seq.0));
+        if !page.has_more {
+            break;
+        }
+        query.before = Some(page.messages[0].seq);
+    }
+    let expected: Vec<i64> = (1..=seen.len() as i64).collect();
+    assert_eq!(seen, expected, "every seq once, in order");
+
+    let tombstone = f
+        .service
+        .history(
+            &alice,
+            lobby,
+            HistoryQuery {
+                before: None,
+                after: Some(Seq(ids[0].seq.0 - 1)),
+                limit: Some(1),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(tombstone.messages[0].is_deleted());
+    assert_eq!(tombstone.messages[0].body, "");
+
+    let both = HistoryQuery {
+        before: Some(Seq(5)),
+        after: Some(Seq(1)),
+        limit: None,
+    };
+    assert_eq!(
+        code(f.service.history(&alice, lobby, both).await),
+        ErrorCode::InvalidPayload
+    );
+}
+
+#[tokio::test]
+async fn private_room_is_invisible_to_outsiders() {
+    let f = fixture().await;
+    let owner = user(&f, "owner").await;
+    let outsider = user(&f, "outsider").await;
+    let visitor = guest(&f, "访客").await;
+    let room = f
+        .service
+        .create_room(&owner, "secret", "", Visibility::Private)
+        .await
+        .unwrap();
+
+    for session in [&outsider, &visitor] {
+        assert_eq!(
+            code(f.service.join_room(session, room.id).await),
+            ErrorCode::RoomNotFound
+        );
+        assert_eq!(
+            code(
+                f.service
+                    .history(session, room.id, HistoryQuery::default())
+                    .await
+            ),
+            ErrorCode::RoomNotFound
+        );
+        assert_eq!(
+            code(f.service.send_message(session, room.id, "hi", None).await),
+            ErrorCode::RoomNotFound
+        );
+        assert_eq!(
+            code(f.service.members(session, room.id).await),
+            ErrorCode::RoomNotFound
+        );
+    }
+
+    f.service
+        .invite(&owner, room.id, outsider.user_id())
+        .await
+        .unwrap();
+    f.service.join_room(&outsider, room.id).await.unwrap();
+    f.service
+        .send_message(&outsider, room.id, "hello", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        code(f.service.invite(&owner, room.id, visitor.user_id()).await),
+        ErrorCode::Forbidden,
+        "guests cannot be invited into private rooms"
+    );
+}
+
+#[tokio::test]
+async fn guests_read_and_post_in_public_rooms_only() {
+    let f = fixture().await;
+    let visitor = guest(&f, "小明").await;
+    let lobby = f.service.lobby();
+    f.service
+        .send_message(&visitor, lobby, "你好", None)
+        .await
+        .unwrap();
+    f.service
+        .history(&visitor, lobby, HistoryQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        code(
+            f.service
+                .create_room(&visitor, "mine", "", Visibility::Public)
+                .await
+        ),
+        ErrorCode::GuestNotAllowed
+    );
+    assert_eq!(
+        code(f.service.set_display_name(&visitor, "x").await),
+        ErrorCode::GuestNotAllowed
+    );
+    let alice = user(&f, "alice").await;
+    assert_eq!(
+        code(f.service.open_direct(&visitor, alice.user_id()).await),
+        ErrorCode::GuestNotAllowed
+    );
+    let ack = f
+        .service
+        .send_message(&visitor, lobby, "oops", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        code(f.service.delete_message(&visitor, ack.id).await),
+        ErrorCode::GuestNotAllowed
+    );
+}
+
+#[tokio::test]
+async fn guest_cannot_take_a_registered_name() {
+    let f = fixture().await;
+    user(&f, "alice").await;
+    assert_eq!(
+        code(f.service.guest_login(ADDR, Some("ALICE")).await),
+        ErrorCode::NicknameTaken
+    );
+}
+
+#[tokio::test]
+async fn guests_can_be_switched_off() {
+    let f = fixture_with(|c| c.allow_guests = false).await;
+    assert_eq!(
+        code(f.service.guest_login(ADDR, Some("x")).await),
+        ErrorCode::GuestsDisabled
+    );
+}
+
+#[tokio::test]
+async fn usernames_collide_after_folding() {
+    let f = fixture().await;
+    user(&f, "alice").await;
+    for name in ["Alice", "ＡＬＩＣＥ", " alice "] {
+        assert_eq!(
+            code(f.service.register(ADDR, name, "password123", None).await),
+            ErrorCode::UsernameTaken,
+            "{name:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn login_failures_look_alike() {
+    let f = fixture().await;
+    user(&f, "alice").await;
+    let unknown = f
+        .service
+        .login(ADDR, "nobody", "password123")
+        .await
+        .unwrap_err();
+    let wrong = f
+        .service
+        .login(ADDR, "alice", "wrong-password")
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), ErrorCode::BadCredentials);
+    assert_eq!(wrong.code(), ErrorCode::BadCredentials);
+    assert!(f.service.login(ADDR, "ALICE", "password123").await.is_ok());
+}
+
+#[tokio::test]
+async fn password_change_ends_other_sessions() {
+    let f = fixture().await;
+    let first = user(&f, "alice").await;
+    let second = f.service.login(ADDR, "alice", "password123").await.unwrap();
+    f.service
+        .change_password(&first, "password123", "new password")
+        .await
+        .unwrap();
+    assert!(f.service.authenticate(&second.token).await.is_err());
+    assert_eq!(
+        code(
+            f.service
+                .change_password(&first, "wrong", "another one")
+                .await
+        ),
+        ErrorCode::WrongPassword
+    );
+    assert!(f.service.login(ADDR, "alice", "new password").await.is_ok());
+    assert!(f.service.login(ADDR, "alice", "password123").await.is_err());
+}
+
+#[tokio::test]
+async fn logout_revokes_the_token() {
+    let f = fixture().await;
+    let login = f
+        .service
+        .register(ADDR, "alice", "password123", None)
+        .await
+        .unwrap();
+    assert!(f.service.authenticate(&login.token).await.is_ok());
+    f.service.logout(&login.session).await.unwrap();
+    assert_eq!(
+        code(f.service.authenticate(&login.token).await),
+        ErrorCode::Unauthenticated
+    );
+    assert_eq!(
+        code(f.service.authenticate("forged").await),
+        ErrorCode::Unauthenticated
+    );
+}
+
+#[tokio::test]
+async fn moderation_follows_roles() {
+    let f = fixture().await;
+    let owner = user(&f, "owner").await;
+    let admin = user(&f, "admin").await;
+    let member = user(&f, "member").await;
+    let room = f
+        .service
+        .create_room(&owner, "team", "", Visibility::Public)
+        .await
+        .unwrap();
+    for s in [&admin, &member] {
+        f.service.join_room(s, room.id).await.unwrap();
+    }
+    f.service
+        .set_role(&owner, room.id, admin.user_id(), Role::Admin)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        code(f.service.set_topic(&member, room.id, "x").await),
+        ErrorCode::Forbidden
+    );
+    f.service
+        .set_topic(&admin, room.id, "Team chat")
+        .await
+        .unwrap();
+    assert_eq!(
+        code(f.service.kick(&member, room.id, admin.user_id()).await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code(f.service.kick(&admin, room.id, owner.user_id()).await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code(
+            f.service
+                .set_role(&admin, room.id, member.user_id(), Role::Admin)
+                .await
+        ),
+        ErrorCode::Forbidden
+    );
+
+    let ack = f
+        .service
+        .send_message(&member, room.id, "spam", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        code(f.service.edit_message(&admin, ack.id, "edited").await),
+        ErrorCode::Forbidden
+    );
+    f.service.delete_message(&admin, ack.id).await.unwrap();
+    assert_eq!(
+        code(f.service.delete_message(&member, ack.id).await),
+        ErrorCode::MessageDeleted
+    );
+
+    f.service
+        .kick(&admin, room.id, member.user_id())
+        .await
+        .unwrap();
+    assert_eq!(
+        code(
+            f.service
+                .send_message(&member, room.id, "back?", None)
+                .await
+        ),
+        ErrorCode::NotMember
+    );
+
+    let page = f
+        .service
+        .history(&owner, room.id, HistoryQuery::default())
+        .await
+        .unwrap();
+    let kinds: Vec<MessageKind> = page.messages.iter().map(|m| m.kind).collect();
+    assert!(kinds.contains(&MessageKind::Topic));
+    assert!(kinds.contains(&MessageKind::Kick));
+    assert!(kinds.contains(&MessageKind::Join));
+}
+
+#[tokio::test]
+async fn direct_room_is_shared_and_private() {
+    let f = fixture().await;
+    let alice = user(&f, "alice").await;
+    let bob = user(&f, "bob").await;
+    let eve = user(&f, "eve").await;
+    let room = f.service.open_direct(&alice, bob.user_id()).await.unwrap();
+    let same = f.service.open_direct(&bob, alice.user_id()).await.unwrap();
+    assert_eq!(room.id, same.id);
+    assert_eq!(room.visibility, Visibility::Direct);
+    f.service
+        .send_message(&bob, room.id, "hi alice", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        code(
+            f.service
+                .history(&eve, room.id, HistoryQuery::default())
+                .await
+        ),
+        ErrorCode::RoomNotFound
+    );
+    assert_eq!(
+        code(f.service.join_room(&eve, room.id).await),
+        ErrorCode::RoomNotFound
+    );
+    assert_eq!(
+        code(f.service.open_direct(&alice, alice.user_id()).await),
+        ErrorCode::Forbidden
+    );
+}
+
+#[tokio::test]
+async fn send_limit_is_per_user_with_retry_time() {
+    let f = fixture_with(|c| {
+        c.send_burst = 3;
+        c.send_per_second = 1.0;
+    })
+    .await;
+    let alice = user(&f, "alice").await;
+    let bob = user(&f, "bob").await;
+    let lobby = f.service.lobby();
+    for n in 0..3 {
+        f.service
+            .send_message(&alice, lobby, &format!("m{n}"), None)
+            .await
+            .unwrap();
+    }
+    let err = f
+        .service
+        .send_message(&alice, lobby, "one too many", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::RateLimited);
+    assert!(err.retry_after().unwrap() > Duration::ZERO);
+    f.service
+        .send_message(&bob, lobby, "bob has his own budget", None)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn sync_returns_what_was_missed() {
+    let f = fixture().await;
+    let alice = user(&f, "alice").await;
+    let lobby = f.service.lobby();
+    let seen = f
+        .service
+        .send_message(&alice, lobby, "seen", None)
+        .await
+        .unwrap()
+        .seq;
+    let mut missed = Vec::new();
+    for n in 0..5 {
+        missed.push(
+            f.service
+                .send_message(&alice, lobby, &format!("missed {n}"), None)
+                .await
+                .unwrap()
+                .seq,
+        );
+    }
+    let pages = f.service.sync(&alice, &[(lobby, seen)]).await.unwrap();
+    let got: Vec<Seq> = pages[0].messages.iter().map(|m| m.seq).collect();
+    assert_eq!(got, missed);
+    assert!(!pages[0].has_more);
+}
+
+#[tokio::test]
+async fn writes_stop_after_drain() {
+    let f = fixture().await;
+    let alice = user(&f, "alice").await;
+    assert!(f.service.drain_writes(Duration::from_secs(1)).await);
+    assert_eq!(
+        code(
+            f.service
+                .send_message(&alice, f.service.lobby(), "late", None)
+                .await
+        ),
+        ErrorCode::ShuttingDown
+    );
+}
