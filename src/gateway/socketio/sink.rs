@@ -56,9 +56,10 @@ impl Sink for SocketSink {
 
     fn close(&self, notice: Notice) {
         send_notice(&self.socket, notice, self.lang);
-        // With a full queue even the disconnect packet cannot be queued; the engine's
-        // heartbeat then fails to queue its ping and closes the transport within one
-        // ping interval. The hub has already stopped sending to it.
+        // When the hub closes a slow consumer its queue is full, so neither the notice nor
+        // the disconnect packet fits. The engine's heartbeat then closes the transport:
+        // its next ping cannot be queued, or the pending ping times out, so within one ping
+        // interval plus one ping timeout. The hub has already stopped sending to it.
         if let Err(err) = self.socket.clone().disconnect() {
             tracing::info!(sid = %self.socket.id, cause = %err, "disconnect deferred to the heartbeat");
         }
