@@ -1,0 +1,109 @@
+"""Presence and typing events between members of a room."""
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from support import Api, ChatClient
+
+PING_INTERVAL_SECS = 1
+PING_TIMEOUT_SECS = 1
+# Slack on top of one heartbeat period for scheduling on a loaded machine.
+OFFLINE_MARGIN_SECS = 5
+HOLDER_START_TIMEOUT = 30.0
+HOLD_SCRIPT = Path(__file__).with_name("hold_socket.py")
+
+
+def presence_of(room_id: int, user_id: int, online: bool):
+    return lambda p: (
+        p["room_id"] == room_id and p["user_id"] == user_id and p["online"] is online
+    )
+
+
+def test_presence_follows_connect_and_disconnect(api, connect):
+    alice = api.register("alice")
+    bob = api.register("bob")
+    room_id = api.create_room(alice["token"], "presence")["id"]
+    api.join(bob["token"], room_id)
+    a = connect(alice["token"])
+    bob_id = bob["user"]["id"]
+
+    b = connect(bob["token"])
+    online = a.wait_for("presence", presence_of(room_id, bob_id, True))
+    assert online["online_count"] == 2
+
+    b.close()
+    offline = a.wait_for("presence", presence_of(room_id, bob_id, False))
+    assert offline["online_count"] == 1
+
+
+def read_first_line(stream, lines: queue.Queue) -> None:
+    lines.put(stream.readline())
+
+
+@pytest.mark.parametrize("stop_signal", ["SIGKILL", "SIGSTOP"])
+def test_vanished_client_announced_offline(start_server, transport, clients, stop_signal):
+    # SIGKILL closes the client's TCP connections; SIGSTOP leaves them open but silent,
+    # so only the heartbeat can notice that the client is gone.
+    server = start_server(
+        "--ping-interval-secs", str(PING_INTERVAL_SECS),
+        "--ping-timeout-secs", str(PING_TIMEOUT_SECS),
+    )
+    api = Api(server.url)
+    alice = api.register("alice")
+    bob = api.register("bob")
+    room_id = api.create_room(alice["token"], "presence")["id"]
+    api.join(bob["token"], room_id)
+    watcher = ChatClient(server.url, transport, auth={"token": alice["token"]})
+    clients.append(watcher)
+    watcher.connect()
+    bob_id = bob["user"]["id"]
+
+    holder = subprocess.Popen(
+        [sys.executable, str(HOLD_SCRIPT), server.url, transport, bob["token"]],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines: queue.Queue = queue.Queue()
+        threading.Thread(
+            target=read_first_line, args=(holder.stdout, lines), daemon=True
+        ).start()
+        assert lines.get(timeout=HOLDER_START_TIMEOUT) == "connected\n"
+        online = watcher.wait_for("presence", presence_of(room_id, bob_id, True))
+        assert online["online_count"] == 2
+
+        os.kill(holder.pid, getattr(signal, stop_signal))
+
+        offline = watcher.wait_for(
+            "presence",
+            presence_of(room_id, bob_id, False),
+            timeout=PING_INTERVAL_SECS + PING_TIMEOUT_SECS + OFFLINE_MARGIN_SECS,
+        )
+        assert offline["online_count"] == 1
+        assert watcher.sio.connected, "the heartbeat must keep the live client connected"
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+
+
+def test_typing_reaches_other_member(api, connect):
+    alice = api.register("alice")
+    bob = api.register("bob")
+    room_id = api.create_room(alice["token"], "typing")["id"]
+    api.join(bob["token"], room_id)
+    a = connect(alice["token"])
+    b = connect(bob["token"])
+
+    a.ok("typing", {"room_id": room_id})
+
+    typing = b.wait_for("typing", lambda t: t["room_id"] == room_id)
+    assert typing["user_id"] == alice["user"]["id"]
+    assert typing["display_name"] == "alice"
