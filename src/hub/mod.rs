@@ -307,7 +307,8 @@ impl Hub {
                         self.disconnect(*conn);
                     }
                 }
-                Err(SinkError::Closed) => {}
+                // The gateway missed removing a closed connection; do it here.
+                Err(SinkError::Closed) => self.disconnect(*conn),
             }
         }
         if delivered > 0 {

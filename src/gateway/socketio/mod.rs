@@ -25,6 +25,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+/// Most events held for a connection while it is being set up.
+const HELD_BEFORE_SESSION_MAX: usize = 256;
+
 /// Name of the cookie that carries the session token for browsers.
 pub const SESSION_COOKIE: &str = "confab_session";
 
@@ -60,7 +63,8 @@ pub(crate) struct Connection {
     /// Events run in arrival order: each takes the next ticket when it is decoded...
     pub next_ticket: AtomicU64,
     /// ...and waits until this counter reaches its ticket, so one connection's messages
-    /// are stored in the order it sent them.
+    /// are stored in the order it sent them. Ticket 0 belongs to the connect handler, so
+    /// events sent right after connecting wait until the connection is set up.
     pub turn: tokio::sync::watch::Sender<u64>,
 }
 
@@ -149,9 +153,22 @@ async fn authenticate(
         lang,
         conn: OnceLock::new(),
         new_guest_token,
-        next_ticket: AtomicU64::new(0),
+        next_ticket: AtomicU64::new(1),
         turn: tokio::sync::watch::Sender::new(0),
     }));
+
+    // Handlers are registered here, before the client learns it is connected: socketioxide
+    // runs the connect handler in its own task, and an event the client sends at once
+    // would find no handler if registration waited for it.
+    events::register(&s);
+    let hub = service.hub().clone();
+    s.on_disconnect(async move |s: SocketRef, reason: DisconnectReason| {
+        let conn = s.extensions.get::<Arc<Connection>>();
+        if let Some(id) = conn.as_ref().and_then(|c| c.conn.get()) {
+            hub.disconnect(*id);
+        }
+        tracing::debug!(sid = %s.id, ?reason, "socket disconnected");
+    });
     Ok(())
 }
 
@@ -175,15 +192,16 @@ async fn on_connect(s: SocketRef, State(service): State<Arc<ChatService>>) {
         return;
     };
 
-    // Register with the hub and follow every room the user belongs to.
+    // Register with the hub, follow every room the user belongs to, then say hello.
     let sink = Arc::new(SocketSink::new(
         s.clone(),
         conn.compat.clone(),
         service.lobby(),
         conn.lang,
+        HELD_BEFORE_SESSION_MAX,
     ));
     let hub = service.hub().clone();
-    let id = hub.connect(conn.session.user_id(), conn.session.id, sink);
+    let id = hub.connect(conn.session.user_id(), conn.session.id, sink.clone());
     let _ = conn.conn.set(id);
     let rooms = match service.member_room_ids(conn.session.user_id()).await {
         Ok(rooms) => rooms,
@@ -196,13 +214,6 @@ async fn on_connect(s: SocketRef, State(service): State<Arc<ChatService>>) {
         hub.subscribe(id, *room);
     }
 
-    let hub_for_close = hub.clone();
-    s.on_disconnect(async move |s: SocketRef, reason: DisconnectReason| {
-        hub_for_close.disconnect(id);
-        tracing::debug!(sid = %s.id, conn = id, ?reason, "socket disconnected");
-    });
-    events::register(&s);
-
     let welcome = Welcome {
         user: &conn.session.user,
         session_id: conn.session.id.0,
@@ -210,9 +221,18 @@ async fn on_connect(s: SocketRef, State(service): State<Arc<ChatService>>) {
         lobby_id: service.lobby().0,
         rooms: rooms.iter().map(|r| r.0).collect(),
     };
-    if let Err(err) = s.emit("session", &welcome) {
+    if let Err(err) = sink.welcome(&welcome) {
         tracing::warn!(sid = %s.id, cause = %err, "failed to send the session event");
     }
+
+    // The socket may have closed while this handler awaited the store; its disconnect
+    // handler then found no hub registration to remove.
+    if !s.connected() {
+        hub.disconnect(id);
+    }
+    // Let the events that arrived meanwhile run.
+    conn.turn.send_modify(|turn| *turn += 1);
+
     tracing::info!(
         sid = %s.id,
         conn = id,

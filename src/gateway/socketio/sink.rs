@@ -5,40 +5,65 @@ use crate::core::i18n::{self, Lang, Notice};
 use crate::core::ids::RoomId;
 use crate::core::model::MessageKind;
 use crate::hub::{Outbound, Sink, SinkError};
+use serde::Serialize;
 use socketioxide::extract::SocketRef;
 use socketioxide::{SendError, SocketError};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Queues hub events into socketioxide's bounded per-socket channel.
+///
+/// The connection subscribes to its rooms before it sends the `session` event, so that
+/// nothing published in between is lost; events that arrive before `session` is sent are
+/// held here and follow it, which keeps `session` the first event a client sees.
 pub(super) struct SocketSink {
     socket: SocketRef,
     /// Whether lobby text also goes out as plain `message` strings.
     compat: Arc<AtomicBool>,
     lobby: RoomId,
     lang: Lang,
+    /// Set once `session` has been sent; read without the lock on every event.
+    welcomed: AtomicBool,
+    /// Events published before `session` was sent, oldest first.
+    held: Mutex<Vec<Arc<Outbound>>>,
+    /// Most events held before `session`; more count as a full queue.
+    held_max: usize,
 }
 
 impl SocketSink {
-    pub fn new(socket: SocketRef, compat: Arc<AtomicBool>, lobby: RoomId, lang: Lang) -> Self {
+    pub fn new(
+        socket: SocketRef,
+        compat: Arc<AtomicBool>,
+        lobby: RoomId,
+        lang: Lang,
+        held_max: usize,
+    ) -> Self {
         Self {
             socket,
             compat,
             lobby,
             lang,
+            welcomed: AtomicBool::new(false),
+            held: Mutex::new(Vec::new()),
+            held_max,
         }
     }
-}
 
-fn map_send_error(err: SendError) -> SinkError {
-    match err {
-        SendError::Socket(SocketError::InternalChannelFull) => SinkError::Full,
-        _ => SinkError::Closed,
+    /// Sends the `session` event, then the events held until now.
+    pub fn welcome<T: Serialize>(&self, payload: &T) -> Result<(), SendError> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let sent = self.socket.emit("session", payload);
+        for event in held.drain(..) {
+            if self.emit(&event) == Err(SinkError::Full) {
+                self.close(Notice::SlowConsumer);
+                break;
+            }
+        }
+        self.welcomed.store(true, Ordering::Release);
+        sent
     }
-}
 
-impl Sink for SocketSink {
-    fn send(&self, event: &Arc<Outbound>) -> Result<(), SinkError> {
+    fn emit(&self, event: &Arc<Outbound>) -> Result<(), SinkError> {
         self.socket
             .emit(event.event.name(), event.json())
             .map_err(map_send_error)?;
@@ -52,6 +77,30 @@ impl Sink for SocketSink {
                 .map_err(map_send_error)?;
         }
         Ok(())
+    }
+}
+
+fn map_send_error(err: SendError) -> SinkError {
+    match err {
+        SendError::Socket(SocketError::InternalChannelFull) => SinkError::Full,
+        _ => SinkError::Closed,
+    }
+}
+
+impl Sink for SocketSink {
+    fn send(&self, event: &Arc<Outbound>) -> Result<(), SinkError> {
+        if !self.welcomed.load(Ordering::Acquire) {
+            let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+            // Checked again under the lock: `welcome` sets the flag while holding it.
+            if !self.welcomed.load(Ordering::Acquire) {
+                if held.len() >= self.held_max {
+                    return Err(SinkError::Full);
+                }
+                held.push(event.clone());
+                return Ok(());
+            }
+        }
+        self.emit(event)
     }
 
     fn close(&self, notice: Notice) {
