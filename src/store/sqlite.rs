@@ -774,7 +774,16 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
-        self.writer.close().await;
+        // Fold the WAL into the database file, so that the file alone is a complete copy
+        // once the server has stopped. Readers close first: the last connection to close
+        // checkpoints too, and a read-only one cannot.
         self.reader.close().await;
+        if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.writer)
+            .await
+        {
+            tracing::warn!(cause = %err, "WAL checkpoint at shutdown failed");
+        }
+        self.writer.close().await;
     }
 }
