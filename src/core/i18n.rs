@@ -174,8 +174,8 @@ pub enum Notice {
 pub fn notice(notice: Notice, lang: Lang) -> &'static str {
     let (en, zh) = match notice {
         Notice::ServerShuttingDown => (
-            "The server is restarting; you will be reconnected.",
-            "服务器正在重启，稍后将自动重新连接。",
+            "The server is shutting down; reconnect in a moment.",
+            "服务器正在关闭，请稍后重新连接。",
         ),
         Notice::SessionEnded => (
             "This session has ended; sign in again.",
