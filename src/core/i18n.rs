@@ -88,6 +88,10 @@ pub fn error_message(code: ErrorCode, lang: Lang) -> &'static str {
             "client_msg_id must be 1 to 64 printable ASCII characters.",
             "client_msg_id 须为 1 到 64 个可打印 ASCII 字符。",
         ),
+        ErrorCode::ClientMsgIdReused => (
+            "That client_msg_id was already used for a message in another room; use a new one.",
+            "该 client_msg_id 已用于其他房间的消息，请换一个新的。",
+        ),
         ErrorCode::InvalidImage => (
             "The avatar must be a PNG, JPEG, GIF or WebP image of at most 1024×1024 pixels.",
             "头像须为 PNG、JPEG、GIF 或 WebP 图片，尺寸不超过 1024×1024 像素。",
@@ -166,8 +170,6 @@ pub enum Notice {
     SessionEnded,
     /// Sent to a connection that stopped reading and overflowed its queue.
     SlowConsumer,
-    /// Sent when a room's owner or admin removes the member.
-    Kicked,
 }
 
 /// Returns the sentence for a notice.
@@ -185,7 +187,6 @@ pub fn notice(notice: Notice, lang: Lang) -> &'static str {
             "Disconnected: the connection fell too far behind the room.",
             "连接已断开：接收速度过慢，落后房间消息过多。",
         ),
-        Notice::Kicked => ("You were removed from the room.", "你已被移出房间。"),
     };
     match lang {
         Lang::En => en,

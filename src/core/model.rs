@@ -189,4 +189,7 @@ pub struct HistoryPage {
     pub messages: Vec<Message>,
     /// True when more messages exist beyond this page in the requested direction.
     pub has_more: bool,
+    /// True in a catch-up reply for a room the caller can no longer read.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub gone: bool,
 }

@@ -82,6 +82,17 @@ impl ChatService {
             .observe(started.elapsed().as_secs_f64());
 
         let message = appended.message;
+        // client_msg_id is unique per author, so an id already stored in another room
+        // names a different message: storing nothing and acknowledging would lose this one.
+        if appended.duplicate && message.room_id != room_id {
+            return Err(ChatError::new(
+                ErrorCode::ClientMsgIdReused,
+                format!(
+                    "client_msg_id of message {} in room {} reused for room {room_id}",
+                    message.id, message.room_id
+                ),
+            ));
+        }
         let ack = SendAck {
             id: message.id,
             room_id: message.room_id,
@@ -217,11 +228,13 @@ impl ChatService {
             room_id,
             messages,
             has_more,
+            gone: false,
         })
     }
 
     /// Returns what a reconnecting client missed: for each room, the messages after the
-    /// last `seq` it saw, at most one page per room (`has_more` says to ask again).
+    /// last `seq` it saw, at most one page per room (`has_more` says to ask again). A room
+    /// the caller can no longer read comes back empty with `gone` set.
     pub async fn sync(
         &self,
         session: &Session,
@@ -243,7 +256,17 @@ impl ChatService {
                 after: Some(*seq),
                 limit: Some(HISTORY_PAGE_MAX),
             };
-            pages.push(self.history(session, *room_id, query).await?);
+            match self.history(session, *room_id, query).await {
+                Ok(page) => pages.push(page),
+                // A room the user left or was removed from must not fail the others.
+                Err(err) if err.code() == ErrorCode::RoomNotFound => pages.push(HistoryPage {
+                    room_id: *room_id,
+                    messages: Vec::new(),
+                    has_more: false,
+                    gone: true,
+                }),
+                Err(err) => return Err(err),
+            }
         }
         Ok(pages)
     }

@@ -3,7 +3,6 @@
 use super::{ChatService, Session};
 use crate::core::error::{ChatError, ChatResult, ErrorCode};
 use crate::core::event::{Event, RoomRemoved};
-use crate::core::i18n::Notice;
 use crate::core::ids::{RoomId, UserId};
 use crate::core::model::{Member, MessageKind, Room, RoomEntry, User, Visibility};
 use crate::core::names;
@@ -326,10 +325,18 @@ impl ChatService {
                 format!("user {target} is a member"),
             ));
         }
+        let started = Instant::now();
         let _write = self.begin_write()?;
         self.store
             .add_invite(room_id, target, session.user_id(), now_millis())
             .await?;
+        let mut event = self
+            .system_event(room_id, MessageKind::Invite, session)
+            .await?;
+        event.target_id = Some(target);
+        event.target_name = Some(target_row.display_name.clone());
+        let appended = self.store.append_message(event).await?;
+        self.after_commit(started, appended.message);
         tracing::info!(room_id = %room_id, user_id = %target, by = %session.user_id(), "invited");
         Ok(())
     }
@@ -372,7 +379,7 @@ impl ChatService {
                 started,
             ),
         );
-        tracing::info!(room_id = %room_id, user_id = %target, by = %session.user_id(), notice = ?Notice::Kicked, "member kicked");
+        tracing::info!(room_id = %room_id, user_id = %target, by = %session.user_id(), "member kicked");
         Ok(())
     }
 

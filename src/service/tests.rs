@@ -572,3 +572,86 @@ async fn writes_stop_after_drain() {
         ErrorCode::ShuttingDown
     );
 }
+
+#[tokio::test]
+async fn client_msg_id_reuse_in_another_room_is_rejected() {
+    let f = fixture().await;
+    let alice = user(&f, "alice").await;
+    let room = f
+        .service
+        .create_room(&alice, "other", "", Visibility::Public)
+        .await
+        .unwrap();
+    f.service
+        .send_message(&alice, f.service.lobby(), "first", Some("same-id"))
+        .await
+        .unwrap();
+    assert_eq!(
+        code(
+            f.service
+                .send_message(&alice, room.id, "second", Some("same-id"))
+                .await
+        ),
+        ErrorCode::ClientMsgIdReused
+    );
+}
+
+#[tokio::test]
+async fn sync_marks_unreadable_rooms_gone() {
+    let f = fixture().await;
+    let owner = user(&f, "owner").await;
+    let member = user(&f, "member").await;
+    let room = f
+        .service
+        .create_room(&owner, "private", "", Visibility::Private)
+        .await
+        .unwrap();
+    f.service
+        .invite(&owner, room.id, member.user_id())
+        .await
+        .unwrap();
+    f.service.join_room(&member, room.id).await.unwrap();
+    f.service
+        .kick(&owner, room.id, member.user_id())
+        .await
+        .unwrap();
+    let lobby = f.service.lobby();
+
+    let pages = f
+        .service
+        .sync(&member, &[(room.id, Seq(0)), (lobby, Seq(0))])
+        .await
+        .unwrap();
+    assert!(pages[0].gone);
+    assert!(pages[0].messages.is_empty());
+    assert!(!pages[1].gone);
+    assert!(!pages[1].messages.is_empty());
+}
+
+#[tokio::test]
+async fn invite_is_recorded_in_the_room() {
+    let f = fixture().await;
+    let owner = user(&f, "owner").await;
+    let friend = user(&f, "friend").await;
+    let room = f
+        .service
+        .create_room(&owner, "club", "", Visibility::Private)
+        .await
+        .unwrap();
+    f.service
+        .invite(&owner, room.id, friend.user_id())
+        .await
+        .unwrap();
+    let page = f
+        .service
+        .history(&owner, room.id, HistoryQuery::default())
+        .await
+        .unwrap();
+    let invite = page
+        .messages
+        .iter()
+        .find(|m| m.kind == MessageKind::Invite)
+        .expect("an invite event");
+    assert_eq!(invite.target_id, Some(friend.user_id()));
+    assert_eq!(invite.author_id, Some(owner.user_id()));
+}

@@ -40,9 +40,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         NotFound | RoomNotFound | UserNotFound | MessageNotFound | UnknownEvent => {
             StatusCode::NOT_FOUND
         }
-        UsernameTaken | RoomNameTaken | NicknameTaken | AlreadyMember | MessageDeleted => {
-            StatusCode::CONFLICT
-        }
+        UsernameTaken | RoomNameTaken | NicknameTaken | AlreadyMember | MessageDeleted
+        | ClientMsgIdReused => StatusCode::CONFLICT,
         RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ShuttingDown | StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -162,6 +162,13 @@ pub(super) fn register(s: &socketioxide::extract::SocketRef) {
                 };
                 let _turn = take_turn(&conn, arrival.ticket).await;
                 let wants_ack = arrival.wants_ack;
+                // An event sent with no argument at all decodes as an error; for events
+                // that take no payload that is as good as `null`.
+                let data = if name == "rooms:list" {
+                    Ok(data.unwrap_or(Value::Null))
+                } else {
+                    data
+                };
                 let result = match data {
                     Err(err) => Err(ChatError::new(
                         ErrorCode::InvalidPayload,

@@ -117,9 +117,17 @@ impl std::fmt::Display for Refused {
 async fn authenticate(
     s: SocketRef,
     State(service): State<Arc<ChatService>>,
-    TryData(auth): TryData<Handshake>,
+    TryData(auth): TryData<serde_json::Value>,
 ) -> Result<(), Refused> {
-    let handshake = auth.unwrap_or_default();
+    // No auth object means no credentials; one of the wrong shape is refused rather than
+    // quietly treated as a guest.
+    let handshake = match auth {
+        Err(_) | Ok(serde_json::Value::Null) => Handshake::default(),
+        Ok(value) => serde_json::from_value::<Handshake>(value).map_err(|err| {
+            tracing::debug!(sid = %s.id, cause = %err, "handshake auth of the wrong shape");
+            Refused(ErrorCode::InvalidPayload)
+        })?,
+    };
     let lang = handshake
         .lang
         .as_deref()

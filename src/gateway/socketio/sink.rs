@@ -128,7 +128,6 @@ pub(super) fn send_notice(socket: &SocketRef, notice: Notice, lang: Lang) {
         Notice::ServerShuttingDown => "server_shutting_down",
         Notice::SessionEnded => "session_ended",
         Notice::SlowConsumer => "slow_consumer",
-        Notice::Kicked => "kicked",
     };
     let payload = NoticePayload {
         code,
