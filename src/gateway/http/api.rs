@@ -2,7 +2,7 @@
 
 use super::AppState;
 use super::auth::{Authed, clear_session_cookies, with_session_cookies};
-use super::error::{ApiError, ClientLang, Json, Path, Query};
+use super::error::{ApiError, ClientLang, Json, Localize, Path, Query};
 use crate::core::error::ErrorCode;
 use crate::core::ids::{MessageId, RoomId, UserId};
 use crate::core::model::Visibility;
@@ -45,7 +45,7 @@ pub async fn register(
             body.display_name.as_deref(),
         )
         .await
-        .map_err(|e| ApiError::new(e, lang))?;
+        .localized(lang)?;
     let response = (StatusCode::CREATED, axum::Json(&login)).into_response();
     Ok(with_session_cookies(&state, &login, response))
 }
@@ -67,7 +67,7 @@ pub async fn login(
         .service
         .login(ClientAddr(Some(peer.ip())), &body.username, &body.password)
         .await
-        .map_err(|e| ApiError::new(e, lang))?;
+        .localized(lang)?;
     let response = axum::Json(&login).into_response();
     Ok(with_session_cookies(&state, &login, response))
 }
@@ -88,7 +88,7 @@ pub async fn guest(
         .service
         .guest_login(ClientAddr(Some(peer.ip())), body.nickname.as_deref())
         .await
-        .map_err(|e| ApiError::new(e, lang))?;
+        .localized(lang)?;
     let response = (StatusCode::CREATED, axum::Json(&login)).into_response();
     Ok(with_session_cookies(&state, &login, response))
 }
@@ -98,7 +98,7 @@ pub async fn logout(State(state): State<AppState>, auth: Authed) -> ApiResult {
         .service
         .logout(&auth.session)
         .await
-        .map_err(|e| ApiError::new(e, auth.lang))?;
+        .localized(auth.lang)?;
     Ok(clear_session_cookies(
         &state,
         StatusCode::NO_CONTENT.into_response(),
@@ -129,7 +129,7 @@ pub async fn update_me(
         .service
         .set_display_name(&auth.session, &body.display_name)
         .await
-        .map_err(|e| ApiError::new(e, auth.lang))?;
+        .localized(auth.lang)?;
     ok(user)
 }
 
@@ -149,7 +149,7 @@ pub async fn change_password(
         .service
         .change_password(&auth.session, &body.current_password, &body.new_password)
         .await
-        .map_err(|e| ApiError::new(e, auth.lang))?;
+        .localized(auth.lang)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -170,7 +170,7 @@ pub async fn put_avatar(
         .service
         .set_avatar(&auth.session, &body)
         .await
-        .map_err(|e| ApiError::new(e, auth.lang))?;
+        .localized(auth.lang)?;
     ok(user)
 }
 
@@ -179,7 +179,7 @@ pub async fn delete_avatar(State(state): State<AppState>, auth: Authed) -> ApiRe
         .service
         .clear_avatar(&auth.session)
         .await
-        .map_err(|e| ApiError::new(e, auth.lang))?;
+        .localized(auth.lang)?;
     ok(user)
 }
 
@@ -188,11 +188,7 @@ pub async fn avatar(
     ClientLang(lang): ClientLang,
     Path(id): Path<UserId>,
 ) -> ApiResult {
-    let avatar = state
-        .service
-        .avatar(id)
-        .await
-        .map_err(|e| ApiError::new(e, lang))?;
+    let avatar = state.service.avatar(id).await.localized(lang)?;
     let mut response = avatar.bytes.into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -216,11 +212,7 @@ pub async fn user(
     auth: Authed,
     Path(id): Path<UserId>,
 ) -> ApiResult {
-    ok(state
-        .service
-        .user(id)
-        .await
-        .map_err(|e| ApiError::new(e, auth.lang))?)
+    ok(state.service.user(id).await.localized(auth.lang)?)
 }
 
 pub async fn user_by_name(
@@ -232,7 +224,7 @@ pub async fn user_by_name(
         .service
         .user_by_username(&name)
         .await
-        .map_err(|e| ApiError::new(e, auth.lang))?)
+        .localized(auth.lang)?)
 }
 
 pub async fn list_rooms(State(state): State<AppState>, auth: Authed) -> ApiResult {
@@ -240,7 +232,7 @@ pub async fn list_rooms(State(state): State<AppState>, auth: Authed) -> ApiResul
         .service
         .list_rooms(&auth.session)
         .await
-        .map_err(|e| ApiError::new(e, auth.lang))?)
+        .localized(auth.lang)?)
 }
 
 #[derive(Deserialize)]
@@ -261,7 +253,7 @@ pub async fn create_room(
         .service
         .create_room(&auth.session, &body.name, &body.topic, body.visibility)
         .await
-        .map_err(|e| ApiError::new(e, auth.lang))?;
+        .localized(auth.lang)?;
     Ok((StatusCode::CREATED, axum::Json(room)).into_response())
 }
 
@@ -274,7 +266,7 @@ pub async fn room(
         .service
         .room(&auth.session, id)
         .await
-        .map_err(|e| ApiError::new(e, auth.lang))?)
+        .localized(auth.lang)?)
 }
 
 pub async fn room_by_name(
@@ -287,12 +279,12 @@ pub async fn room_by_name(
         .service
         .find_room(&RoomRef::Name(name))
         .await
-        .map_err(|e| ApiError::new(e, lang))?;
+        .localized(lang)?;
     ok(state
         .service
         .room(&auth.session, found.id)
         .await
-        .map_err(|e| ApiError::new(e, lang))?)
+        .localized(lang)?)
 }
 
 #[derive(Deserialize)]
@@ -311,7 +303,7 @@ pub async fn update_room(
         .service
         .set_topic(&auth.session, id, &body.topic)
         .await
-        .map_err(|e| ApiError::new(e, auth.lang))?)
+        .localized(auth.lang)?)
 }
 
 pub async fn join(
@@ -323,7 +315,7 @@ pub async fn join(
         .service
         .join_room(&auth.session, id)
         .await
-        .map_err(|e| ApiError::new(e, auth.lang))?)
+        .localized(auth.lang)?)
 }
 
 pub async fn leave(
@@ -335,7 +327,7 @@ pub async fn leave(
         .service
         .leave_room(&auth.session, id)
         .await
-        .map_err(|e| ApiError::new(e, auth.lang))?;
+        .localized(auth.lang)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -348,7 +340,7 @@ pub async fn members(
         .service
         .members(&auth.session, id)
         .await
-        .map_err(|e| ApiError::new(e, auth.lang))?)
+        .localized(auth.lang)?)
 }
 
 #[derive(Deserialize)]
@@ -369,7 +361,7 @@ async fn resolve_user(
             .service
             .user_by_username(&name)
             .await
-            .map_err(|e| ApiError::new(e, auth.lang))?
+            .localized(auth.lang)?
             .id),
         _ => Err(ApiError::code(
             ErrorCode::InvalidPayload,
@@ -390,7 +382,7 @@ pub async fn invite(
         .service
         .invite(&auth.session, id, target)
         .await
-        .map_err(|e| ApiError::new(e, auth.lang))?;
+        .localized(auth.lang)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -403,7 +395,7 @@ pub async fn kick(
         .service
         .kick(&auth.session, id, user)
         .await
-        .map_err(|e| ApiError::new(e, auth.lang))?;
+        .localized(auth.lang)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -423,7 +415,7 @@ pub async fn set_role(
         .service
         .set_role(&auth.session, id, user, body.role)
         .await
-        .map_err(|e| ApiError::new(e, auth.lang))?;
+        .localized(auth.lang)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -437,7 +429,7 @@ pub async fn open_direct(
         .service
         .open_direct(&auth.session, peer)
         .await
-        .map_err(|e| ApiError::new(e, auth.lang))?)
+        .localized(auth.lang)?)
 }
 
 pub async fn history(
@@ -450,7 +442,7 @@ pub async fn history(
         .service
         .history(&auth.session, id, query)
         .await
-        .map_err(|e| ApiError::new(e, auth.lang))?)
+        .localized(auth.lang)?)
 }
 
 #[derive(Deserialize)]
@@ -470,7 +462,7 @@ pub async fn send(
         .service
         .send_message(&auth.session, id, &body.body, body.client_msg_id.as_deref())
         .await
-        .map_err(|e| ApiError::new(e, auth.lang))?;
+        .localized(auth.lang)?;
     let status = if ack.duplicate {
         StatusCode::OK
     } else {
@@ -495,7 +487,7 @@ pub async fn edit(
         .service
         .edit_message(&auth.session, id, &body.body)
         .await
-        .map_err(|e| ApiError::new(e, auth.lang))?)
+        .localized(auth.lang)?)
 }
 
 pub async fn delete(
@@ -507,7 +499,7 @@ pub async fn delete(
         .service
         .delete_message(&auth.session, id)
         .await
-        .map_err(|e| ApiError::new(e, auth.lang))?)
+        .localized(auth.lang)?)
 }
 
 pub async fn stats(State(state): State<AppState>) -> ApiResult {

@@ -26,6 +26,17 @@ impl ApiError {
     }
 }
 
+/// Attaches the client's language to a service result's error.
+pub trait Localize<T> {
+    fn localized(self, lang: Lang) -> Result<T, ApiError>;
+}
+
+impl<T> Localize<T> for Result<T, ChatError> {
+    fn localized(self, lang: Lang) -> Result<T, ApiError> {
+        self.map_err(|error| ApiError::new(error, lang))
+    }
+}
+
 /// Maps an error code to its HTTP status.
 pub fn status_of(code: ErrorCode) -> StatusCode {
     use ErrorCode::*;
