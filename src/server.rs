@@ -99,8 +99,12 @@ pub async fn serve(
             loop {
                 tick.tick().await;
                 match service.housekeeping().await {
-                    Ok(n) if n > 0 => {
-                        tracing::info!(expired_sessions = n, "expired sessions deleted")
+                    Ok(done) if done.expired_sessions > 0 || done.deleted_guests > 0 => {
+                        tracing::info!(
+                            expired_sessions = done.expired_sessions,
+                            deleted_guests = done.deleted_guests,
+                            "housekeeping removed stale data"
+                        );
                     }
                     Ok(_) => {}
                     Err(err) => tracing::warn!(cause = %err, "housekeeping failed"),

@@ -119,6 +119,13 @@ pub struct Stats {
     pub messages_last_minute: u64,
 }
 
+/// What one housekeeping pass removed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Housekeeping {
+    pub expired_sessions: usize,
+    pub deleted_guests: u64,
+}
+
 /// The chat service. Cheap to share: gateways hold an `Arc<ChatService>`.
 pub struct ChatService {
     store: Arc<dyn Store>,
@@ -248,9 +255,9 @@ impl ChatService {
         }
     }
 
-    /// Deletes expired sessions and closes their connections, and forgets idle
-    /// rate-limit buckets; run periodically. Returns how many sessions expired.
-    pub async fn housekeeping(&self) -> ChatResult<usize> {
+    /// Deletes expired sessions and closes their connections, deletes guest accounts
+    /// whose sessions are all gone, and forgets idle rate-limit buckets; run periodically.
+    pub async fn housekeeping(&self) -> ChatResult<Housekeeping> {
         self.send_limit.prune();
         self.auth_limit.prune();
         {
@@ -263,7 +270,14 @@ impl ChatService {
             .await?;
         self.hub
             .close_sessions(&expired, crate::core::i18n::Notice::SessionEnded);
-        Ok(expired.len())
+        // A guest younger than one session lifetime may still be signing in.
+        let cutoff =
+            crate::core::time::now_millis() - self.config.guest_session_ttl.as_millis() as i64;
+        let guests = self.store.delete_orphan_guests(cutoff).await?;
+        Ok(Housekeeping {
+            expired_sessions: expired.len(),
+            deleted_guests: guests,
+        })
     }
 
     /// Converts a stored account to what other people see.

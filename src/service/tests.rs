@@ -655,3 +655,42 @@ async fn invite_is_recorded_in_the_room() {
     assert_eq!(invite.target_id, Some(friend.user_id()));
     assert_eq!(invite.author_id, Some(owner.user_id()));
 }
+
+#[tokio::test]
+async fn housekeeping_removes_guests_without_sessions() {
+    // Sessions and guests expire at once, so one pass removes both.
+    let f = fixture_with(|c| c.guest_session_ttl = Duration::ZERO).await;
+    let alice = user(&f, "alice").await;
+    let visitor = guest(&f, "visitor").await;
+    let lobby = f.service.lobby();
+    f.service
+        .send_message(&visitor, lobby, "hello before leaving", None)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+
+    let done = f.service.housekeeping().await.unwrap();
+
+    assert_eq!(done.expired_sessions, 1, "the guest's session");
+    assert_eq!(done.deleted_guests, 1);
+    assert_eq!(
+        code(f.service.user(visitor.user_id()).await),
+        ErrorCode::UserNotFound
+    );
+    assert!(
+        f.service.user(alice.user_id()).await.is_ok(),
+        "registered users stay"
+    );
+    let page = f
+        .service
+        .history(&alice, lobby, HistoryQuery::default())
+        .await
+        .unwrap();
+    let kept = page
+        .messages
+        .iter()
+        .find(|m| m.body == "hello before leaving")
+        .expect("the guest's message stays");
+    assert_eq!(kept.author_id, None);
+    assert_eq!(kept.author_name, "visitor");
+}

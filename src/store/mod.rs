@@ -101,6 +101,9 @@ pub trait UserStore: Send + Sync {
     async fn set_display_name(&self, id: UserId, name: &str) -> ChatResult<()>;
     async fn set_password_hash(&self, id: UserId, hash: &str) -> ChatResult<()>;
     async fn set_avatar(&self, id: UserId, avatar: Option<&str>) -> ChatResult<()>;
+    /// Deletes guest accounts created before `before` that have no session left,
+    /// returning how many.
+    async fn delete_orphan_guests(&self, before: Millis) -> ChatResult<u64>;
 }
 
 /// Login sessions; only a hash of each token is stored.

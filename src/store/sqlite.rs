@@ -240,6 +240,16 @@ impl UserStore for SqliteStore {
         Ok(())
     }
 
+    #[instrument(skip_all, err)]
+    async fn delete_orphan_guests(&self, before: Millis) -> ChatResult<u64> {
+        let done = sqlx::query(sql::DELETE_ORPHAN_GUESTS)
+            .bind(before)
+            .execute(&self.writer)
+            .await
+            .map_err(store_err)?;
+        Ok(done.rows_affected())
+    }
+
     #[instrument(skip_all, err, fields(user_id = %id))]
     async fn set_avatar(&self, id: UserId, avatar: Option<&str>) -> ChatResult<()> {
         sqlx::query(sql::SET_AVATAR)
