@@ -10,10 +10,16 @@ macro_rules! room_select {
     };
 }
 
+macro_rules! message_columns {
+    () => {
+        "id, room_id, seq, kind, author_id, author_name, body, target_id, target_name, \
+         client_msg_id, created_at, edited_at, deleted_at, deleted_by"
+    };
+}
+
 macro_rules! message_select {
     () => {
-        "SELECT id, room_id, seq, kind, author_id, author_name, body, target_id, target_name, \
-         client_msg_id, created_at, edited_at, deleted_at, deleted_by FROM messages "
+        concat!("SELECT ", message_columns!(), " FROM messages ")
     };
 }
 
@@ -87,10 +93,16 @@ pub const MESSAGE_BY_CLIENT_ID: &str = concat!(
     message_select!(),
     "WHERE author_id = $1 AND client_msg_id = $2"
 );
-pub const EDIT_MESSAGE: &str =
-    "UPDATE messages SET body = $2, edited_at = $3 WHERE id = $1 AND deleted_at IS NULL";
-pub const DELETE_MESSAGE: &str = "UPDATE messages SET body = '', deleted_at = $3, deleted_by = $2 \
-     WHERE id = $1 AND deleted_at IS NULL";
+/// Both updates skip tombstones, so they return no row for a deleted or missing message.
+pub const EDIT_MESSAGE: &str = concat!(
+    "UPDATE messages SET body = $2, edited_at = $3 WHERE id = $1 AND deleted_at IS NULL RETURNING ",
+    message_columns!()
+);
+pub const DELETE_MESSAGE: &str = concat!(
+    "UPDATE messages SET body = '', deleted_at = $3, deleted_by = $2 \
+     WHERE id = $1 AND deleted_at IS NULL RETURNING ",
+    message_columns!()
+);
 pub const HISTORY_LATEST: &str = concat!(
     message_select!(),
     "WHERE room_id = $1 ORDER BY seq DESC LIMIT $2"

@@ -663,56 +663,38 @@ impl MessageStore for SqliteStore {
 
     #[instrument(skip_all, err, fields(message_id = %id))]
     async fn edit_message(&self, id: MessageId, body: &str, now: Millis) -> ChatResult<Message> {
-        let mut tx = self.writer.begin().await.map_err(store_err)?;
-        let changed = sqlx::query(sql::EDIT_MESSAGE)
+        let row = sqlx::query(sql::EDIT_MESSAGE)
             .bind(id.0)
             .bind(body)
             .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(store_err)?
-            .rows_affected();
-        if changed == 0 {
-            return Err(ChatError::new(
-                ErrorCode::MessageDeleted,
-                format!("message {id} is deleted or missing"),
-            ));
-        }
-        let row = sqlx::query(sql::MESSAGE_BY_ID)
-            .bind(id.0)
-            .fetch_one(&mut *tx)
+            .fetch_optional(&self.writer)
             .await
             .map_err(store_err)?;
-        let message = message_from_row(&row).map_err(store_err)?;
-        tx.commit().await.map_err(store_err)?;
-        Ok(message)
+        let row = row.ok_or_else(|| {
+            ChatError::new(
+                ErrorCode::MessageDeleted,
+                format!("message {id} is deleted or missing"),
+            )
+        })?;
+        message_from_row(&row).map_err(store_err)
     }
 
     #[instrument(skip_all, err, fields(message_id = %id))]
     async fn delete_message(&self, id: MessageId, by: UserId, now: Millis) -> ChatResult<Message> {
-        let mut tx = self.writer.begin().await.map_err(store_err)?;
-        let changed = sqlx::query(sql::DELETE_MESSAGE)
+        let row = sqlx::query(sql::DELETE_MESSAGE)
             .bind(id.0)
             .bind(by.0)
             .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(store_err)?
-            .rows_affected();
-        if changed == 0 {
-            return Err(ChatError::new(
-                ErrorCode::MessageDeleted,
-                format!("message {id} is already deleted or missing"),
-            ));
-        }
-        let row = sqlx::query(sql::MESSAGE_BY_ID)
-            .bind(id.0)
-            .fetch_one(&mut *tx)
+            .fetch_optional(&self.writer)
             .await
             .map_err(store_err)?;
-        let message = message_from_row(&row).map_err(store_err)?;
-        tx.commit().await.map_err(store_err)?;
-        Ok(message)
+        let row = row.ok_or_else(|| {
+            ChatError::new(
+                ErrorCode::MessageDeleted,
+                format!("message {id} is already deleted or missing"),
+            )
+        })?;
+        message_from_row(&row).map_err(store_err)
     }
 
     #[instrument(skip_all, err, fields(room_id = %room_id, page = ?page, limit))]
