@@ -9,6 +9,7 @@ use crate::telemetry::LogFormat;
 use anyhow::{Context, bail};
 use clap::parser::ValueSource;
 use clap::{ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use std::error::Error;
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -55,7 +56,8 @@ pub struct ServeArgs {
 
     /// Browser origins allowed to open Socket.IO connections and send cookie-authenticated
     /// writes, comma-separated (e.g. https://chat.example.org). Empty means the server's
-    /// own origin: the listen address, plus localhost when it is a loopback address.
+    /// own origin: the listen address and, when that is a loopback or unspecified address,
+    /// http(s)://localhost and http(s)://127.0.0.1 on the same port.
     #[arg(
         long,
         env = "CONFAB_ALLOWED_ORIGINS",
@@ -91,39 +93,19 @@ pub struct ServeArgs {
     pub max_message_chars: u32,
 
     /// Messages a user may send at once before the steady rate applies (all protocols together).
-    #[arg(
-        long,
-        env = "CONFAB_SEND_BURST",
-        default_value_t = 20,
-        value_name = "MESSAGES"
-    )]
+    #[arg(long, env = "CONFAB_SEND_BURST", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..), value_name = "MESSAGES")]
     pub send_burst: u32,
 
-    /// Steady per-user send rate after the burst, in messages per second.
-    #[arg(
-        long,
-        env = "CONFAB_SEND_RATE",
-        default_value_t = 2.0,
-        value_name = "PER_SECOND"
-    )]
+    /// Steady per-user send rate after the burst, in messages per second (0.001 to 1000000).
+    #[arg(long, env = "CONFAB_SEND_RATE", default_value_t = 2.0, value_parser = parse_rate, value_name = "PER_SECOND")]
     pub send_rate: f64,
 
     /// Login, registration and guest sign-ins allowed at once from one client address.
-    #[arg(
-        long,
-        env = "CONFAB_AUTH_BURST",
-        default_value_t = 10,
-        value_name = "ATTEMPTS"
-    )]
+    #[arg(long, env = "CONFAB_AUTH_BURST", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..), value_name = "ATTEMPTS")]
     pub auth_burst: u32,
 
-    /// Steady rate of those attempts per address after the burst, per minute.
-    #[arg(
-        long,
-        env = "CONFAB_AUTH_RATE",
-        default_value_t = 10.0,
-        value_name = "PER_MINUTE"
-    )]
+    /// Steady rate of those attempts per address after the burst, per minute (0.001 to 1000000).
+    #[arg(long, env = "CONFAB_AUTH_RATE", default_value_t = 10.0, value_parser = parse_rate, value_name = "PER_MINUTE")]
     pub auth_rate: f64,
 
     /// Lifetime of a registered user's session, in hours.
@@ -162,32 +144,17 @@ pub struct ServeArgs {
     )]
     pub ping_timeout_secs: u64,
 
-    /// Outbound queue per connection, in packets; a client that lets it fill is disconnected.
-    #[arg(
-        long,
-        env = "CONFAB_OUTBOUND_QUEUE",
-        default_value_t = 1024,
-        value_name = "PACKETS"
-    )]
-    pub outbound_queue: usize,
+    /// Outbound queue per connection, in packets (16 to 1000000); a client that lets it fill is disconnected.
+    #[arg(long, env = "CONFAB_OUTBOUND_QUEUE", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(16..=1_000_000), value_name = "PACKETS")]
+    pub outbound_queue: u32,
 
-    /// Largest HTTP request body and Socket.IO packet, in bytes (avatars have their own limit).
-    #[arg(
-        long,
-        env = "CONFAB_MAX_REQUEST_BYTES",
-        default_value_t = 65_536,
-        value_name = "BYTES"
-    )]
-    pub max_request_bytes: usize,
+    /// Largest HTTP request body and Socket.IO packet, in bytes (at least 1024; avatars have their own limit).
+    #[arg(long, env = "CONFAB_MAX_REQUEST_BYTES", default_value_t = 65_536, value_parser = clap::value_parser!(u32).range(1024..), value_name = "BYTES")]
+    pub max_request_bytes: u32,
 
-    /// Largest avatar upload, in bytes.
-    #[arg(
-        long,
-        env = "CONFAB_MAX_AVATAR_BYTES",
-        default_value_t = 1_048_576,
-        value_name = "BYTES"
-    )]
-    pub max_avatar_bytes: usize,
+    /// Largest avatar upload, in bytes (at least 1024).
+    #[arg(long, env = "CONFAB_MAX_AVATAR_BYTES", default_value_t = 1_048_576, value_parser = clap::value_parser!(u32).range(1024..), value_name = "BYTES")]
+    pub max_avatar_bytes: u32,
 
     /// Argon2id memory cost, in KiB (at least 19456, which is 19 MiB).
     #[arg(long, env = "CONFAB_ARGON2_MEMORY_KIB", default_value_t = 19_456, value_parser = clap::value_parser!(u32).range(19_456..), value_name = "KIB")]
@@ -284,6 +251,19 @@ where
     Ok(Cli::from_arg_matches(&matches)?)
 }
 
+/// Parses a rate: a finite number from 0.001 to 1000000.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if rate.is_finite() && (0.001..=1_000_000.0).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(format!("{text} is outside 0.001 to 1000000"))
+    }
+}
+
 /// Turns the file's keys into `--key=value` arguments for options that neither a flag
 /// nor an environment variable set.
 fn file_arguments(path: &PathBuf, serve: &ArgMatches) -> anyhow::Result<Vec<String>> {
@@ -325,7 +305,22 @@ fn file_arguments(path: &PathBuf, serve: &ArgMatches) -> anyhow::Result<Vec<Stri
                 .join(","),
             other => other.to_string(),
         };
-        args.push(format!("--{}={text}", key.replace('_', "-")));
+        let arg = format!("--{}={text}", key.replace('_', "-"));
+        // Check each value alone, so an error names the file and key, not a flag.
+        if let Err(err) = Cli::command().try_get_matches_from(["confab", "serve", &arg]) {
+            let reason = match err.kind() {
+                clap::error::ErrorKind::ValueValidation | clap::error::ErrorKind::InvalidValue => err
+                    .source()
+                    .map(|cause| cause.to_string())
+                    .unwrap_or_else(|| err.kind().to_string()),
+                kind => kind.to_string(),
+            };
+            bail!(
+                "invalid value for {key:?} in config file {}: {text:?}: {reason}",
+                path.display()
+            );
+        }
+        args.push(arg);
     }
     Ok(args)
 }
@@ -394,6 +389,40 @@ mod tests {
         std::fs::write(&file, "sned_burst = 7\n").unwrap();
         let err = parse_from(["confab", "serve", "--config", file.to_str().unwrap()]).unwrap_err();
         assert!(err.to_string().contains("sned_burst"), "{err}");
+    }
+
+    #[test]
+    fn bad_file_value_names_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("confab.toml");
+        std::fs::write(&file, "send_burst = \"thirty\"\n").unwrap();
+        let err = parse_from(["confab", "serve", "--config", file.to_str().unwrap()]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("\"send_burst\""), "{text}");
+        assert!(text.contains("confab.toml"), "{text}");
+        assert!(!text.contains("--send-burst"), "{text}");
+    }
+
+    #[test]
+    fn rates_must_be_positive_and_finite() {
+        for bad in ["0", "-1", "inf", "NaN", "1e10"] {
+            let result = Cli::command().try_get_matches_from(["confab", "serve", "--send-rate", bad]);
+            assert!(result.is_err(), "--send-rate {bad} was accepted");
+        }
+        assert!(parse_rate("0.5").is_ok());
+    }
+
+    #[test]
+    fn queue_and_size_floors_are_enforced() {
+        for args in [
+            ["--outbound-queue", "0"],
+            ["--max-request-bytes", "0"],
+            ["--send-burst", "0"],
+        ] {
+            let mut argv = vec!["confab", "serve"];
+            argv.extend(args);
+            assert!(Cli::command().try_get_matches_from(argv).is_err(), "{args:?} was accepted");
+        }
     }
 
     #[test]

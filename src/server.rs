@@ -32,7 +32,7 @@ pub fn service_config(args: &ServeArgs) -> ServiceConfig {
         argon2_memory_kib: args.argon2_memory_kib,
         argon2_passes: args.argon2_passes,
         avatar_dir: args.data_dir.join("avatars"),
-        max_avatar_bytes: args.max_avatar_bytes,
+        max_avatar_bytes: args.max_avatar_bytes as usize,
     }
 }
 
@@ -73,8 +73,8 @@ pub async fn serve(
     let settings = SocketIoSettings {
         ping_interval: Duration::from_secs(args.ping_interval_secs.max(1)),
         ping_timeout: Duration::from_secs(args.ping_timeout_secs.max(1)),
-        outbound_queue: args.outbound_queue.max(16),
-        max_payload: args.max_request_bytes as u64,
+        outbound_queue: args.outbound_queue as usize,
+        max_payload: u64::from(args.max_request_bytes),
     };
     let (sio_layer, io) = socketio::layer(service.clone(), &settings);
     let state = AppState {
@@ -86,8 +86,8 @@ pub async fn serve(
     let app = http::router(
         state,
         sio_layer,
-        args.max_request_bytes,
-        args.max_avatar_bytes,
+        args.max_request_bytes as usize,
+        args.max_avatar_bytes as usize,
     )
     .into_make_service_with_connect_info::<SocketAddr>();
 

@@ -269,6 +269,7 @@ impl ChatService {
                 created_at: now_millis(),
             })
             .await?;
+        tracing::info!(user_id = %row.id, "guest signed in");
         self.join_lobby(&row).await?;
         self.open_session(&row).await
     }

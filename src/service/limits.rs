@@ -19,7 +19,10 @@ impl<K: Hash + Eq + Clone> KeyedLimit<K> {
     /// Builds a limiter allowing `burst` requests, refilled at `per_second` requests a second.
     pub fn new(burst: u32, per_second: f64) -> Self {
         let burst = NonZeroU32::new(burst.max(1)).expect("burst is at least 1");
-        let period = Duration::from_secs_f64(1.0 / per_second.max(0.001));
+        // The configuration accepts only positive, bounded rates; the clamps keep the
+        // period finite and non-zero for any other caller.
+        let per_second = per_second.clamp(0.001, 1_000_000_000.0);
+        let period = Duration::from_secs_f64(1.0 / per_second).max(Duration::from_nanos(1));
         let quota = Quota::with_period(period)
             .expect("period is positive")
             .allow_burst(burst);

@@ -21,6 +21,9 @@ const READERS: u32 = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// SQLite implementation of [`Store`].
+///
+/// Calls that can fail with an ordinary rejection (a taken name, an already deleted
+/// message) log their errors at debug level; the gateway logs real faults once.
 pub struct SqliteStore {
     /// The only connection that writes; every transaction goes through it in turn.
     writer: SqlitePool,
@@ -167,7 +170,7 @@ async fn append_in(
 
 #[async_trait]
 impl UserStore for SqliteStore {
-    #[instrument(skip_all, err, fields(kind = ?user.kind))]
+    #[instrument(skip_all, err(level = "debug"), fields(kind = ?user.kind))]
     async fn create_user(&self, user: NewUser<'_>) -> ChatResult<UserRow> {
         let kind = match user.kind {
             AccountKind::Registered => "registered",
@@ -355,7 +358,7 @@ impl SessionStore for SqliteStore {
 
 #[async_trait]
 impl RoomStore for SqliteStore {
-    #[instrument(skip_all, err, fields(visibility = visibility.as_str()))]
+    #[instrument(skip_all, err(level = "debug"), fields(visibility = visibility.as_str()))]
     async fn create_room(
         &self,
         name: &str,
@@ -661,7 +664,7 @@ impl MessageStore for SqliteStore {
             .map_err(store_err)
     }
 
-    #[instrument(skip_all, err, fields(message_id = %id))]
+    #[instrument(skip_all, err(level = "debug"), fields(message_id = %id))]
     async fn edit_message(&self, id: MessageId, body: &str, now: Millis) -> ChatResult<Message> {
         let row = sqlx::query(sql::EDIT_MESSAGE)
             .bind(id.0)
@@ -679,7 +682,7 @@ impl MessageStore for SqliteStore {
         message_from_row(&row).map_err(store_err)
     }
 
-    #[instrument(skip_all, err, fields(message_id = %id))]
+    #[instrument(skip_all, err(level = "debug"), fields(message_id = %id))]
     async fn delete_message(&self, id: MessageId, by: UserId, now: Millis) -> ChatResult<Message> {
         let row = sqlx::query(sql::DELETE_MESSAGE)
             .bind(id.0)

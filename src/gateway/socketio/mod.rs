@@ -175,7 +175,7 @@ async fn authenticate(
         if let Some(id) = conn.as_ref().and_then(|c| c.conn.get()) {
             hub.disconnect(*id);
         }
-        tracing::debug!(sid = %s.id, ?reason, "socket disconnected");
+        tracing::info!(sid = %s.id, ?reason, "socket disconnected");
     });
     Ok(())
 }
@@ -257,6 +257,9 @@ pub(crate) struct ErrorPayload {
     pub message: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
+    /// Which value broke which rule, in English, for developers; absent for server faults.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 impl ErrorPayload {
@@ -265,6 +268,7 @@ impl ErrorPayload {
             code: err.code().as_str(),
             message: i18n::error_message(err.code(), lang),
             retry_after_ms: err.retry_after().map(|d| d.as_millis() as u64),
+            detail: err.detail().map(str::to_owned),
         }
     }
 }
