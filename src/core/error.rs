@@ -34,6 +34,7 @@ pub enum ErrorCode {
     GuestNotAllowed,
     Forbidden,
     NotMember,
+    TargetNotMember,
     AlreadyMember,
     NotFound,
     RoomNotFound,
@@ -42,6 +43,7 @@ pub enum ErrorCode {
     MessageDeleted,
     RateLimited,
     PayloadTooLarge,
+    MethodNotAllowed,
     UnknownEvent,
     ShuttingDown,
     StoreUnavailable,
@@ -76,6 +78,7 @@ impl ErrorCode {
             Self::GuestNotAllowed => "guest_not_allowed",
             Self::Forbidden => "forbidden",
             Self::NotMember => "not_member",
+            Self::TargetNotMember => "target_not_member",
             Self::AlreadyMember => "already_member",
             Self::NotFound => "not_found",
             Self::RoomNotFound => "room_not_found",
@@ -84,6 +87,7 @@ impl ErrorCode {
             Self::MessageDeleted => "message_deleted",
             Self::RateLimited => "rate_limited",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::UnknownEvent => "unknown_event",
             Self::ShuttingDown => "shutting_down",
             Self::StoreUnavailable => "store_unavailable",
@@ -127,6 +131,15 @@ impl ChatError {
         Self::Rejected {
             code,
             detail: detail.into(),
+        }
+    }
+
+    /// Returns the developer-facing detail of a rule violation: which value broke which
+    /// rule, in English. Server faults have none, so their causes stay in the log.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            Self::Rejected { detail, .. } => Some(detail),
+            _ => None,
         }
     }
 

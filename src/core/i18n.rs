@@ -60,20 +60,20 @@ pub fn error_message(code: ErrorCode, lang: Lang) -> &'static str {
             "请求格式错误或字段类型不正确。",
         ),
         ErrorCode::InvalidUsername => (
-            "Usernames are 2 to 32 letters, digits, '.', '_' or '-', starting with a letter or digit.",
-            "用户名须为 2 到 32 个字母、数字、“.”、“_”或“-”，并以字母或数字开头。",
+            "Usernames are 2 to 32 characters: letters of any script, digits, '.', '_' or '-', starting with a letter or digit.",
+            "用户名须为 2 到 32 个字符，可使用任何语言的文字（如汉字、字母）、数字以及“.”“_”“-”，并以文字或数字开头。",
         ),
         ErrorCode::InvalidDisplayName => (
-            "Display names are 1 to 64 characters with at least one visible character.",
-            "昵称须为 1 到 64 个字符，且至少包含一个可见字符。",
+            "Display names are 1 to 64 characters with at least one visible character, and no control or text-direction characters.",
+            "显示名称（昵称）须为 1 到 64 个字符，至少包含一个可见字符，且不能包含控制字符或文字方向控制符。",
         ),
         ErrorCode::InvalidPassword => (
             "Passwords are 8 to 128 characters long.",
             "密码长度须为 8 到 128 个字符。",
         ),
         ErrorCode::InvalidRoomName => (
-            "Room names are 1 to 64 characters: letters, digits, '.', '_' or '-', with no spaces.",
-            "房间名须为 1 到 64 个字符，只能包含字母、数字、“.”、“_”或“-”，不能有空格。",
+            "Room names are 1 to 64 characters: letters of any script, digits, '.', '_' or '-', with no spaces.",
+            "房间名须为 1 到 64 个字符，只能使用任何语言的文字（如汉字、字母）、数字以及“.”“_”“-”，不能有空格。",
         ),
         ErrorCode::InvalidTopic => (
             "Topics are at most 300 characters and contain no control characters.",
@@ -83,7 +83,10 @@ pub fn error_message(code: ErrorCode, lang: Lang) -> &'static str {
             "The message is empty or contains control characters.",
             "消息为空或包含控制字符。",
         ),
-        ErrorCode::BodyTooLong => ("The message is too long.", "消息过长。"),
+        ErrorCode::BodyTooLong => (
+            "The message is longer than this server allows; the detail field gives the limit.",
+            "消息超过了服务器允许的长度，具体上限见 detail 字段。",
+        ),
         ErrorCode::InvalidClientMsgId => (
             "client_msg_id must be 1 to 64 printable ASCII characters.",
             "client_msg_id 须为 1 到 64 个可打印 ASCII 字符。",
@@ -130,6 +133,10 @@ pub fn error_message(code: ErrorCode, lang: Lang) -> &'static str {
             "你没有执行此操作的权限。",
         ),
         ErrorCode::NotMember => ("You are not a member of this room.", "你不是该房间的成员。"),
+        ErrorCode::TargetNotMember => (
+            "That user is not a member of this room.",
+            "该用户不是此房间的成员。",
+        ),
         ErrorCode::AlreadyMember => ("Already a member of this room.", "已经是该房间的成员。"),
         ErrorCode::NotFound => ("Not found.", "未找到。"),
         ErrorCode::RoomNotFound => ("No such room.", "房间不存在。"),
@@ -141,6 +148,10 @@ pub fn error_message(code: ErrorCode, lang: Lang) -> &'static str {
             "操作过于频繁，请稍后再试。",
         ),
         ErrorCode::PayloadTooLarge => ("The request is too large.", "请求过大。"),
+        ErrorCode::MethodNotAllowed => (
+            "This endpoint does not support that HTTP method.",
+            "该接口不支持此 HTTP 方法。",
+        ),
         ErrorCode::UnknownEvent => ("Unknown event.", "未知事件。"),
         ErrorCode::ShuttingDown => (
             "The server is shutting down; reconnect shortly.",

@@ -222,7 +222,11 @@ impl ChatService {
         {
             return Ok(room);
         }
+        // The recorded owner keeps ownership through leaving: rejoining restores it, and
+        // needs no invitation to their own private room.
+        let is_owner = room.owner_id == Some(session.user_id());
         let role = match room.visibility {
+            Visibility::Public | Visibility::Private if is_owner => Role::Owner,
             Visibility::Public if session.user.is_guest() => Role::Guest,
             Visibility::Public => Role::Member,
             Visibility::Private => {
@@ -348,7 +352,7 @@ impl ChatService {
         let role = access.member_role()?;
         let target_role = self.store.role_of(room_id, target).await?.ok_or_else(|| {
             ChatError::new(
-                ErrorCode::NotMember,
+                ErrorCode::TargetNotMember,
                 format!("user {target} is not in room {room_id}"),
             )
         })?;
@@ -395,7 +399,7 @@ impl ChatService {
         let role = access.member_role()?;
         let target_role = self.store.role_of(room_id, target).await?.ok_or_else(|| {
             ChatError::new(
-                ErrorCode::NotMember,
+                ErrorCode::TargetNotMember,
                 format!("user {target} is not in room {room_id}"),
             )
         })?;

@@ -694,3 +694,25 @@ async fn housekeeping_removes_guests_without_sessions() {
     assert_eq!(kept.author_id, None);
     assert_eq!(kept.author_name, "visitor");
 }
+
+#[tokio::test]
+async fn owner_regains_ownership_on_rejoin() {
+    let f = fixture().await;
+    let owner = user(&f, "owner").await;
+    for visibility in [Visibility::Public, Visibility::Private] {
+        let name = format!("room-{}", visibility.as_str());
+        let room = f
+            .service
+            .create_room(&owner, &name, "", visibility)
+            .await
+            .unwrap();
+        f.service.leave_room(&owner, room.id).await.unwrap();
+        f.service.join_room(&owner, room.id).await.unwrap();
+        let entry = f.service.room(&owner, room.id).await.unwrap();
+        assert_eq!(entry.role, Some(Role::Owner), "{name}");
+        f.service
+            .set_topic(&owner, room.id, "still mine")
+            .await
+            .unwrap();
+    }
+}

@@ -239,8 +239,7 @@ pub async fn list_rooms(State(state): State<AppState>, auth: Authed) -> ApiResul
 #[serde(deny_unknown_fields)]
 pub struct CreateRoomBody {
     name: String,
-    #[serde(default)]
-    topic: String,
+    topic: Option<String>,
     visibility: Visibility,
 }
 
@@ -251,7 +250,7 @@ pub async fn create_room(
 ) -> ApiResult {
     let room = state
         .service
-        .create_room(&auth.session, &body.name, &body.topic, body.visibility)
+        .create_room(&auth.session, &body.name, body.topic.as_deref().unwrap_or(""), body.visibility)
         .await
         .localized(auth.lang)?;
     Ok((StatusCode::CREATED, axum::Json(room)).into_response())

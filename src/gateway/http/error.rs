@@ -48,7 +48,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         Unauthenticated | BadCredentials => StatusCode::UNAUTHORIZED,
         WrongPassword | CsrfFailed | OriginRejected | GuestsDisabled | GuestNotAllowed
         | Forbidden | NotMember => StatusCode::FORBIDDEN,
-        NotFound | RoomNotFound | UserNotFound | MessageNotFound | UnknownEvent => {
+        MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        NotFound | RoomNotFound | UserNotFound | MessageNotFound | TargetNotMember | UnknownEvent => {
             StatusCode::NOT_FOUND
         }
         UsernameTaken | RoomNameTaken | NicknameTaken | AlreadyMember | MessageDeleted
@@ -71,6 +72,7 @@ impl IntoResponse for ApiError {
                 "code": code.as_str(),
                 "message": i18n::error_message(code, self.lang),
                 "retry_after_ms": retry_after.map(|d| d.as_millis() as u64),
+                "detail": self.error.detail(),
             }
         });
         let mut response = (status_of(code), axum::Json(body)).into_response();

@@ -80,7 +80,8 @@ pub fn router(
         )
         .route("/dm", post(api::open_direct))
         .route("/stats", get(api::stats))
-        .fallback(api_not_found);
+        .fallback(api_not_found)
+        .method_not_allowed_fallback(api_method_not_allowed);
 
     let mut app = Router::new()
         .route("/", get(index))
@@ -114,6 +115,18 @@ pub fn router(
         ));
     }
     app.with_state(state)
+}
+
+async fn api_method_not_allowed(
+    ClientLang(lang): ClientLang,
+    method: axum::http::Method,
+    uri: Uri,
+) -> ApiError {
+    ApiError::code(
+        ErrorCode::MethodNotAllowed,
+        format!("{method} is not served at {}", uri.path()),
+        lang,
+    )
 }
 
 async fn api_not_found(ClientLang(lang): ClientLang, uri: Uri) -> ApiError {

@@ -275,8 +275,7 @@ struct JoinPayload {
 #[serde(deny_unknown_fields)]
 struct CreatePayload {
     name: String,
-    #[serde(default)]
-    topic: String,
+    topic: Option<String>,
     visibility: Visibility,
 }
 
@@ -387,7 +386,7 @@ async fn dispatch(
             let p: CreatePayload = decode(name, payload)?;
             to_value(
                 service
-                    .create_room(session, &p.name, &p.topic, p.visibility)
+                    .create_room(session, &p.name, p.topic.as_deref().unwrap_or(""), p.visibility)
                     .await?,
             )
         }
