@@ -309,10 +309,11 @@ fn file_arguments(path: &PathBuf, serve: &ArgMatches) -> anyhow::Result<Vec<Stri
         // Check each value alone, so an error names the file and key, not a flag.
         if let Err(err) = Cli::command().try_get_matches_from(["confab", "serve", &arg]) {
             let reason = match err.kind() {
-                clap::error::ErrorKind::ValueValidation | clap::error::ErrorKind::InvalidValue => err
-                    .source()
-                    .map(|cause| cause.to_string())
-                    .unwrap_or_else(|| err.kind().to_string()),
+                clap::error::ErrorKind::ValueValidation | clap::error::ErrorKind::InvalidValue => {
+                    err.source()
+                        .map(|cause| cause.to_string())
+                        .unwrap_or_else(|| err.kind().to_string())
+                }
                 kind => kind.to_string(),
             };
             bail!(
@@ -406,7 +407,8 @@ mod tests {
     #[test]
     fn rates_must_be_positive_and_finite() {
         for bad in ["0", "-1", "inf", "NaN", "1e10"] {
-            let result = Cli::command().try_get_matches_from(["confab", "serve", "--send-rate", bad]);
+            let result =
+                Cli::command().try_get_matches_from(["confab", "serve", "--send-rate", bad]);
             assert!(result.is_err(), "--send-rate {bad} was accepted");
         }
         assert!(parse_rate("0.5").is_ok());
@@ -421,7 +423,10 @@ mod tests {
         ] {
             let mut argv = vec!["confab", "serve"];
             argv.extend(args);
-            assert!(Cli::command().try_get_matches_from(argv).is_err(), "{args:?} was accepted");
+            assert!(
+                Cli::command().try_get_matches_from(argv).is_err(),
+                "{args:?} was accepted"
+            );
         }
     }
 

@@ -250,7 +250,12 @@ pub async fn create_room(
 ) -> ApiResult {
     let room = state
         .service
-        .create_room(&auth.session, &body.name, body.topic.as_deref().unwrap_or(""), body.visibility)
+        .create_room(
+            &auth.session,
+            &body.name,
+            body.topic.as_deref().unwrap_or(""),
+            body.visibility,
+        )
         .await
         .localized(auth.lang)?;
     Ok((StatusCode::CREATED, axum::Json(room)).into_response())

@@ -49,9 +49,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         WrongPassword | CsrfFailed | OriginRejected | GuestsDisabled | GuestNotAllowed
         | Forbidden | NotMember => StatusCode::FORBIDDEN,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-        NotFound | RoomNotFound | UserNotFound | MessageNotFound | TargetNotMember | UnknownEvent => {
-            StatusCode::NOT_FOUND
-        }
+        NotFound | RoomNotFound | UserNotFound | MessageNotFound | TargetNotMember
+        | UnknownEvent => StatusCode::NOT_FOUND,
         UsernameTaken | RoomNameTaken | NicknameTaken | AlreadyMember | MessageDeleted
         | ClientMsgIdReused => StatusCode::CONFLICT,
         RateLimited => StatusCode::TOO_MANY_REQUESTS,

@@ -386,7 +386,12 @@ async fn dispatch(
             let p: CreatePayload = decode(name, payload)?;
             to_value(
                 service
-                    .create_room(session, &p.name, p.topic.as_deref().unwrap_or(""), p.visibility)
+                    .create_room(
+                        session,
+                        &p.name,
+                        p.topic.as_deref().unwrap_or(""),
+                        p.visibility,
+                    )
                     .await?,
             )
         }
