@@ -30,6 +30,7 @@ CREATE TABLE rooms (
     visibility  TEXT NOT NULL CHECK (visibility IN ('public', 'private', 'direct')),
     owner_id    BIGINT REFERENCES users(id) ON DELETE SET NULL,
     last_seq    BIGINT NOT NULL DEFAULT 0,
+    last_rev    BIGINT NOT NULL DEFAULT 0,   -- bumped by every new, edited or deleted message
     created_at  BIGINT NOT NULL
 );
 
@@ -65,7 +66,9 @@ CREATE TABLE messages (
     edited_at      BIGINT,
     deleted_at     BIGINT,
     deleted_by     BIGINT,
+    rev            BIGINT NOT NULL,     -- the room's last_rev when this row last changed
     UNIQUE (room_id, seq),
+    UNIQUE (room_id, rev),
     UNIQUE (author_id, client_msg_id)
 );
 

@@ -12,6 +12,8 @@ pub struct MessageDeleted {
     pub room_id: RoomId,
     pub id: MessageId,
     pub seq: Seq,
+    /// The room revision of the deletion.
+    pub rev: i64,
     pub deleted_by: UserId,
     pub deleted_at: Millis,
 }

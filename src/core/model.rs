@@ -76,6 +76,9 @@ pub struct Room {
     pub owner_id: Option<UserId>,
     /// `seq` of the newest stored message or event, 0 when empty.
     pub last_seq: Seq,
+    /// Revision of the room's newest change: every new, edited or deleted message takes
+    /// the next one. Catch-up by revision finds edits and deletions too.
+    pub last_rev: i64,
     pub created_at: Millis,
     pub member_count: i64,
 }
@@ -147,6 +150,8 @@ pub struct Message {
     pub id: MessageId,
     pub room_id: RoomId,
     pub seq: Seq,
+    /// The room revision of this message's latest change (creation, edit or deletion).
+    pub rev: i64,
     pub kind: MessageKind,
     pub author_id: Option<UserId>,
     /// Author's display name when the message was sent.
@@ -192,4 +197,7 @@ pub struct HistoryPage {
     /// True in a catch-up reply for a room the caller can no longer read.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub gone: bool,
+    /// The room's `last_rev`, read before the messages: catching up from it later with
+    /// `since_rev` misses no change made after this page was read.
+    pub last_rev: i64,
 }

@@ -21,6 +21,15 @@ pub const SYNC_ROOMS_MAX: usize = 500;
 /// Shortest gap between two forwarded typing events of one user in one room.
 const TYPING_INTERVAL: Duration = Duration::from_secs(2);
 
+/// Where a catch-up starts in one room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncFrom {
+    /// After the last `seq` seen: new messages only.
+    Seq(Seq),
+    /// After the last revision seen: new messages, edits and deletions.
+    Rev(i64),
+}
+
 /// A history request: the newest page, or the page before or after a `seq`.
 #[derive(Clone, Copy, Debug, Default, Deserialize)]
 pub struct HistoryQuery {
@@ -190,6 +199,7 @@ impl ChatService {
                     room_id: deleted.room_id,
                     id: deleted.id,
                     seq: deleted.seq,
+                    rev: deleted.rev,
                     deleted_by: session.user_id(),
                     deleted_at: deleted.deleted_at.unwrap_or_else(now_millis),
                 }),
@@ -223,22 +233,46 @@ impl ChatService {
             (None, Some(after)) => Page::After(after),
             (None, None) => Page::Latest,
         };
+        // The revision is read first, so it never claims changes the page lacks.
+        let last_rev = self.store.room_rev(room_id).await?;
         let (messages, has_more) = self.store.history(room_id, page, limit).await?;
         Ok(HistoryPage {
             room_id,
             messages,
             has_more,
             gone: false,
+            last_rev,
         })
     }
 
-    /// Returns what a reconnecting client missed: for each room, the messages after the
-    /// last `seq` it saw, at most one page per room (`has_more` says to ask again). A room
-    /// the caller can no longer read comes back empty with `gone` set.
+    /// Returns the messages of a room created, edited or deleted after revision `after`,
+    /// in revision order: at most one page, with `has_more` when there are more.
+    pub async fn changes(
+        &self,
+        session: &Session,
+        room_id: RoomId,
+        after: i64,
+    ) -> ChatResult<HistoryPage> {
+        self.access(session, room_id).await?;
+        let last_rev = self.store.room_rev(room_id).await?;
+        let (messages, has_more) = self.store.changes(room_id, after, HISTORY_PAGE_MAX).await?;
+        Ok(HistoryPage {
+            room_id,
+            messages,
+            has_more,
+            gone: false,
+            last_rev,
+        })
+    }
+
+    /// Returns what a reconnecting client missed, one page per room (`has_more` says to
+    /// ask again). From a `seq`, the page holds the messages stored after it; from a
+    /// revision, every message created, edited or deleted after it. A room the caller can
+    /// no longer read comes back empty with `gone` set.
     pub async fn sync(
         &self,
         session: &Session,
-        last_seen: &[(RoomId, Seq)],
+        last_seen: &[(RoomId, SyncFrom)],
     ) -> ChatResult<Vec<HistoryPage>> {
         if last_seen.len() > SYNC_ROOMS_MAX {
             return Err(ChatError::new(
@@ -250,13 +284,19 @@ impl ChatService {
             ));
         }
         let mut pages = Vec::with_capacity(last_seen.len());
-        for (room_id, seq) in last_seen {
-            let query = HistoryQuery {
-                before: None,
-                after: Some(*seq),
-                limit: Some(HISTORY_PAGE_MAX),
+        for (room_id, from) in last_seen {
+            let page = match from {
+                SyncFrom::Seq(seq) => {
+                    let query = HistoryQuery {
+                        before: None,
+                        after: Some(*seq),
+                        limit: Some(HISTORY_PAGE_MAX),
+                    };
+                    self.history(session, *room_id, query).await
+                }
+                SyncFrom::Rev(rev) => self.changes(session, *room_id, *rev).await,
             };
-            match self.history(session, *room_id, query).await {
+            match page {
                 Ok(page) => pages.push(page),
                 // A room the user left or was removed from must not fail the others.
                 Err(err) if err.code() == ErrorCode::RoomNotFound => pages.push(HistoryPage {
@@ -264,6 +304,7 @@ impl ChatService {
                     messages: Vec::new(),
                     has_more: false,
                     gone: true,
+                    last_rev: 0,
                 }),
                 Err(err) => return Err(err),
             }

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use accounts::{Avatar, LoginResult};
-pub use messages::{HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX, HistoryQuery};
+pub use messages::{HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX, HistoryQuery, SyncFrom};
 pub use rooms::RoomRef;
 
 /// Tunable rules, set from the command line or config file.

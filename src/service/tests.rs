@@ -552,7 +552,11 @@ async fn sync_returns_what_was_missed() {
                 .seq,
         );
     }
-    let pages = f.service.sync(&alice, &[(lobby, seen)]).await.unwrap();
+    let pages = f
+        .service
+        .sync(&alice, &[(lobby, SyncFrom::Seq(seen))])
+        .await
+        .unwrap();
     let got: Vec<Seq> = pages[0].messages.iter().map(|m| m.seq).collect();
     assert_eq!(got, missed);
     assert!(!pages[0].has_more);
@@ -619,7 +623,13 @@ async fn sync_marks_unreadable_rooms_gone() {
 
     let pages = f
         .service
-        .sync(&member, &[(room.id, Seq(0)), (lobby, Seq(0))])
+        .sync(
+            &member,
+            &[
+                (room.id, SyncFrom::Seq(Seq(0))),
+                (lobby, SyncFrom::Seq(Seq(0))),
+            ],
+        )
         .await
         .unwrap();
     assert!(pages[0].gone);
@@ -715,4 +725,75 @@ async fn owner_regains_ownership_on_rejoin() {
             .await
             .unwrap();
     }
+}
+
+#[tokio::test]
+async fn sync_by_rev_includes_edits_and_deletions() {
+    let f = fixture().await;
+    let alice = user(&f, "alice").await;
+    let lobby = f.service.lobby();
+    let kept = f
+        .service
+        .send_message(&alice, lobby, "keep me", None)
+        .await
+        .unwrap();
+    let edited = f
+        .service
+        .send_message(&alice, lobby, "typo", None)
+        .await
+        .unwrap();
+    let removed = f
+        .service
+        .send_message(&alice, lobby, "oops", None)
+        .await
+        .unwrap();
+    let seen = f
+        .service
+        .history(&alice, lobby, HistoryQuery::default())
+        .await
+        .unwrap()
+        .last_rev;
+
+    f.service
+        .edit_message(&alice, edited.id, "fixed")
+        .await
+        .unwrap();
+    f.service.delete_message(&alice, removed.id).await.unwrap();
+    let fresh = f
+        .service
+        .send_message(&alice, lobby, "new one", None)
+        .await
+        .unwrap();
+
+    let pages = f
+        .service
+        .sync(&alice, &[(lobby, SyncFrom::Rev(seen))])
+        .await
+        .unwrap();
+    let page = &pages[0];
+    let ids: Vec<_> = page.messages.iter().map(|m| m.id).collect();
+    assert_eq!(
+        ids,
+        vec![edited.id, removed.id, fresh.id],
+        "changes in revision order"
+    );
+    assert_eq!(page.messages[0].body, "fixed");
+    assert!(page.messages[1].is_deleted());
+    assert!(
+        !ids.contains(&kept.id),
+        "unchanged messages are not repeated"
+    );
+    assert!(page.messages.windows(2).all(|w| w[0].rev < w[1].rev));
+    assert_eq!(page.last_rev, page.messages[2].rev);
+    assert!(!page.has_more);
+
+    let later = f
+        .service
+        .sync(&alice, &[(lobby, SyncFrom::Rev(page.last_rev))])
+        .await
+        .unwrap();
+    assert!(
+        later[0].messages.is_empty(),
+        "nothing after the last revision"
+    );
 }

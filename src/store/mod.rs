@@ -197,8 +197,10 @@ pub trait MessageStore: Send + Sync {
     /// `(author_id, client_msg_id)` stores nothing and returns the earlier message.
     async fn append_message(&self, message: NewMessage) -> ChatResult<Appended>;
     async fn message_by_id(&self, id: MessageId) -> ChatResult<Option<Message>>;
+    /// Replaces a message's body under the room's next revision.
     async fn edit_message(&self, id: MessageId, body: &str, now: Millis) -> ChatResult<Message>;
-    /// Turns a message into a tombstone: the body is cleared, `deleted_at` set.
+    /// Turns a message into a tombstone under the room's next revision: the body is
+    /// cleared, `deleted_at` set.
     async fn delete_message(&self, id: MessageId, by: UserId, now: Millis) -> ChatResult<Message>;
     /// Returns up to `limit` messages in `seq` order, and whether more exist beyond them.
     async fn history(
@@ -207,6 +209,16 @@ pub trait MessageStore: Send + Sync {
         page: Page,
         limit: i64,
     ) -> ChatResult<(Vec<Message>, bool)>;
+    /// Returns up to `limit` messages of a room changed after revision `after` (created,
+    /// edited or deleted), in revision order, and whether more exist.
+    async fn changes(
+        &self,
+        room_id: RoomId,
+        after: i64,
+        limit: i64,
+    ) -> ChatResult<(Vec<Message>, bool)>;
+    /// Returns a room's current revision.
+    async fn room_rev(&self, room_id: RoomId) -> ChatResult<i64>;
     /// Counts stored messages of every kind, for metrics.
     async fn message_count(&self) -> ChatResult<i64>;
 }

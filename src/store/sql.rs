@@ -4,7 +4,8 @@
 
 macro_rules! room_select {
     () => {
-        "SELECT r.id, r.name, r.topic, r.visibility, r.owner_id, r.last_seq, r.created_at, \
+        "SELECT r.id, r.name, r.topic, r.visibility, r.owner_id, r.last_seq, r.last_rev, \
+         r.created_at, \
          (SELECT COUNT(*) FROM memberships mc WHERE mc.room_id = r.id) AS member_count \
          FROM rooms r "
     };
@@ -12,7 +13,7 @@ macro_rules! room_select {
 
 macro_rules! message_columns {
     () => {
-        "id, room_id, seq, kind, author_id, author_name, body, target_id, target_name, \
+        "id, room_id, seq, rev, kind, author_id, author_name, body, target_id, target_name, \
          client_msg_id, created_at, edited_at, deleted_at, deleted_by"
     };
 }
@@ -61,7 +62,7 @@ pub const PUBLIC_ROOMS: &str = concat!(
     "WHERE r.visibility = 'public' ORDER BY r.name_key LIMIT $1"
 );
 pub const USER_ROOMS: &str = "SELECT r.id, r.name, r.topic, r.visibility, r.owner_id, \
-     r.last_seq, r.created_at, \
+     r.last_seq, r.last_rev, r.created_at, \
      (SELECT COUNT(*) FROM memberships m2 WHERE m2.room_id = r.id) AS member_count, \
      m.role FROM rooms r JOIN memberships m ON m.room_id = r.id \
      WHERE m.user_id = $1 ORDER BY r.name_key";
@@ -80,14 +81,18 @@ pub const INSERT_INVITE: &str = "INSERT INTO invites (room_id, user_id, invited_
      VALUES ($1, $2, $3, $4) ON CONFLICT (room_id, user_id) DO NOTHING";
 pub const HAS_INVITE: &str = "SELECT 1 FROM invites WHERE room_id = $1 AND user_id = $2";
 
-/// Takes the room's next `seq`. The row lock it holds until commit serialises writers
-/// of one room, so `seq` has no gaps even with several writers.
-pub const NEXT_SEQ: &str =
-    "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq";
+/// Takes the room's next `seq` and `rev`. The row lock it holds until commit serialises
+/// writers of one room, so neither has gaps even with several writers.
+pub const NEXT_SEQ: &str = "UPDATE rooms SET last_seq = last_seq + 1, last_rev = last_rev + 1 \
+     WHERE id = $1 RETURNING last_seq, last_rev";
+/// Takes the next `rev` of the room holding a message, for an edit or deletion.
+pub const NEXT_REV_FOR_MESSAGE: &str = "UPDATE rooms SET last_rev = last_rev + 1 \
+     WHERE id = (SELECT room_id FROM messages WHERE id = $1 AND deleted_at IS NULL) \
+     RETURNING last_rev";
 pub const INSERT_MESSAGE: &str = "INSERT INTO messages \
-     (room_id, seq, kind, author_id, author_name, body, target_id, target_name, \
+     (room_id, seq, rev, kind, author_id, author_name, body, target_id, target_name, \
       client_msg_id, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id";
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id";
 pub const MESSAGE_BY_ID: &str = concat!(message_select!(), "WHERE id = $1");
 pub const MESSAGE_BY_CLIENT_ID: &str = concat!(
     message_select!(),
@@ -95,11 +100,12 @@ pub const MESSAGE_BY_CLIENT_ID: &str = concat!(
 );
 /// Both updates skip tombstones, so they return no row for a deleted or missing message.
 pub const EDIT_MESSAGE: &str = concat!(
-    "UPDATE messages SET body = $2, edited_at = $3 WHERE id = $1 AND deleted_at IS NULL RETURNING ",
+    "UPDATE messages SET body = $2, edited_at = $3, rev = $4 \
+     WHERE id = $1 AND deleted_at IS NULL RETURNING ",
     message_columns!()
 );
 pub const DELETE_MESSAGE: &str = concat!(
-    "UPDATE messages SET body = '', deleted_at = $3, deleted_by = $2 \
+    "UPDATE messages SET body = '', deleted_at = $3, deleted_by = $2, rev = $4 \
      WHERE id = $1 AND deleted_at IS NULL RETURNING ",
     message_columns!()
 );
@@ -115,4 +121,9 @@ pub const HISTORY_AFTER: &str = concat!(
     message_select!(),
     "WHERE room_id = $1 AND seq > $2 ORDER BY seq ASC LIMIT $3"
 );
+pub const CHANGES_AFTER: &str = concat!(
+    message_select!(),
+    "WHERE room_id = $1 AND rev > $2 ORDER BY rev ASC LIMIT $3"
+);
+pub const ROOM_LAST_REV: &str = "SELECT last_rev FROM rooms WHERE id = $1";
 pub const MESSAGE_COUNT: &str = "SELECT COUNT(*) FROM messages";

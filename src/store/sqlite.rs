@@ -98,6 +98,7 @@ fn room_from_row(row: &SqliteRow) -> Result<Room, sqlx::Error> {
         visibility: Visibility::parse(&visibility).unwrap_or(Visibility::Private),
         owner_id: row.try_get::<Option<i64>, _>("owner_id")?.map(UserId),
         last_seq: Seq(row.try_get("last_seq")?),
+        last_rev: row.try_get("last_rev")?,
         created_at: row.try_get("created_at")?,
         member_count: row.try_get("member_count")?,
     })
@@ -114,6 +115,7 @@ fn message_from_row(row: &SqliteRow) -> Result<Message, sqlx::Error> {
         id: MessageId(row.try_get("id")?),
         room_id: RoomId(row.try_get("room_id")?),
         seq: Seq(row.try_get("seq")?),
+        rev: row.try_get("rev")?,
         kind: MessageKind::parse(&kind).unwrap_or(MessageKind::Text),
         author_id: row.try_get::<Option<i64>, _>("author_id")?.map(UserId),
         author_name: row.try_get("author_name")?,
@@ -128,18 +130,35 @@ fn message_from_row(row: &SqliteRow) -> Result<Message, sqlx::Error> {
     })
 }
 
+/// Takes the next revision of a live message's room inside an open transaction; a deleted
+/// or missing message is `MessageDeleted`.
+async fn next_rev_for(tx: &mut Transaction<'_, Sqlite>, id: MessageId) -> ChatResult<i64> {
+    let rev: Option<i64> = sqlx::query_scalar(sql::NEXT_REV_FOR_MESSAGE)
+        .bind(id.0)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(store_err)?;
+    rev.ok_or_else(|| {
+        ChatError::new(
+            ErrorCode::MessageDeleted,
+            format!("message {id} is deleted or missing"),
+        )
+    })
+}
+
 /// Appends a message inside an open transaction: takes the room's next `seq` and inserts.
 async fn append_in(
     tx: &mut Transaction<'_, Sqlite>,
     m: &NewMessage,
 ) -> Result<Message, sqlx::Error> {
-    let seq: i64 = sqlx::query_scalar(sql::NEXT_SEQ)
+    let (seq, rev): (i64, i64) = sqlx::query_as(sql::NEXT_SEQ)
         .bind(m.room_id.0)
         .fetch_one(&mut **tx)
         .await?;
     let id: i64 = sqlx::query_scalar(sql::INSERT_MESSAGE)
         .bind(m.room_id.0)
         .bind(seq)
+        .bind(rev)
         .bind(m.kind.as_str())
         .bind(m.author_id.map(|u| u.0))
         .bind(&m.author_name)
@@ -154,6 +173,7 @@ async fn append_in(
         id: MessageId(id),
         room_id: m.room_id,
         seq: Seq(seq),
+        rev,
         kind: m.kind,
         author_id: m.author_id,
         author_name: m.author_name.clone(),
@@ -666,38 +686,70 @@ impl MessageStore for SqliteStore {
 
     #[instrument(skip_all, err(level = "debug"), fields(message_id = %id))]
     async fn edit_message(&self, id: MessageId, body: &str, now: Millis) -> ChatResult<Message> {
+        let mut tx = self.writer.begin().await.map_err(store_err)?;
+        let rev = next_rev_for(&mut tx, id).await?;
         let row = sqlx::query(sql::EDIT_MESSAGE)
             .bind(id.0)
             .bind(body)
             .bind(now)
-            .fetch_optional(&self.writer)
+            .bind(rev)
+            .fetch_one(&mut *tx)
             .await
             .map_err(store_err)?;
-        let row = row.ok_or_else(|| {
-            ChatError::new(
-                ErrorCode::MessageDeleted,
-                format!("message {id} is deleted or missing"),
-            )
-        })?;
-        message_from_row(&row).map_err(store_err)
+        let message = message_from_row(&row).map_err(store_err)?;
+        tx.commit().await.map_err(store_err)?;
+        Ok(message)
     }
 
     #[instrument(skip_all, err(level = "debug"), fields(message_id = %id))]
     async fn delete_message(&self, id: MessageId, by: UserId, now: Millis) -> ChatResult<Message> {
+        let mut tx = self.writer.begin().await.map_err(store_err)?;
+        let rev = next_rev_for(&mut tx, id).await?;
         let row = sqlx::query(sql::DELETE_MESSAGE)
             .bind(id.0)
             .bind(by.0)
             .bind(now)
-            .fetch_optional(&self.writer)
+            .bind(rev)
+            .fetch_one(&mut *tx)
             .await
             .map_err(store_err)?;
-        let row = row.ok_or_else(|| {
-            ChatError::new(
-                ErrorCode::MessageDeleted,
-                format!("message {id} is already deleted or missing"),
-            )
-        })?;
-        message_from_row(&row).map_err(store_err)
+        let message = message_from_row(&row).map_err(store_err)?;
+        tx.commit().await.map_err(store_err)?;
+        Ok(message)
+    }
+
+    #[instrument(skip_all, err, fields(room_id = %room_id, after, limit))]
+    async fn changes(
+        &self,
+        room_id: RoomId,
+        after: i64,
+        limit: i64,
+    ) -> ChatResult<(Vec<Message>, bool)> {
+        let rows = sqlx::query(sql::CHANGES_AFTER)
+            .bind(room_id.0)
+            .bind(after)
+            .bind(limit + 1)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(store_err)?;
+        let has_more = rows.len() as i64 > limit;
+        let messages = rows
+            .iter()
+            .take(limit as usize)
+            .map(message_from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(store_err)?;
+        Ok((messages, has_more))
+    }
+
+    #[instrument(skip_all, err, fields(room_id = %room_id))]
+    async fn room_rev(&self, room_id: RoomId) -> ChatResult<i64> {
+        let rev: Option<i64> = sqlx::query_scalar(sql::ROOM_LAST_REV)
+            .bind(room_id.0)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(store_err)?;
+        rev.ok_or_else(|| ChatError::new(ErrorCode::RoomNotFound, format!("no room {room_id}")))
     }
 
     #[instrument(skip_all, err, fields(room_id = %room_id, page = ?page, limit))]

@@ -136,3 +136,44 @@ def test_sync_after_reconnect_returns_missed(api, connect):
     assert seqs == [ack["seq"] for ack in missed]
     assert seqs[0] > last_seen
     assert all(x < y for x, y in zip(seqs, seqs[1:])), seqs
+
+
+def test_sync_by_rev_replays_edits_and_deletions(api, connect):
+    alice = api.register("alice")
+    bob = api.register("bob")
+    room_id = api.create_room(alice["token"], "revisions")["id"]
+    api.join(bob["token"], room_id)
+    a = connect(alice["token"])
+    b = connect(bob["token"])
+
+    typo = b.send(room_id, "teh")
+    regret = b.send(room_id, "never mind")
+    page = a.ok("room:history", {"room_id": room_id})
+    assert typo["id"] in [m["id"] for m in page["messages"]]
+    last_rev = page["last_rev"]
+    a.close()
+
+    b.ok("message:edit", {"message_id": typo["id"], "body": "the"})
+    b.ok("message:delete", {"message_id": regret["id"]})
+    fresh = b.send(room_id, "still here?")
+
+    again = connect(alice["token"])
+    pages = again.ok("sync", {"revs": {str(room_id): last_rev}})
+
+    changes = pages[0]["messages"]
+    assert [m["id"] for m in changes] == [typo["id"], regret["id"], fresh["id"]]
+    assert changes[0]["body"] == "the"
+    assert changes[0]["edited_at"] is not None
+    assert changes[1]["body"] == ""
+    assert changes[1]["deleted_at"] is not None
+    revs = [m["rev"] for m in changes]
+    assert all(x < y for x, y in zip(revs, revs[1:])), revs
+    assert revs[0] > last_rev
+    assert pages[0]["has_more"] is False
+    assert pages[0]["last_rev"] == revs[-1]
+
+    rest = api.request(
+        "GET", f"/rooms/{room_id}/changes", alice["token"], params={"after_rev": last_rev}
+    )
+    assert rest.status_code == 200, rest.text
+    assert [m["id"] for m in rest.json()["messages"]] == [m["id"] for m in changes]

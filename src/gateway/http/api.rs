@@ -451,6 +451,25 @@ pub async fn history(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct ChangesQuery {
+    after_rev: i64,
+}
+
+pub async fn changes(
+    State(state): State<AppState>,
+    auth: Authed,
+    Path(id): Path<RoomId>,
+    Query(query): Query<ChangesQuery>,
+) -> ApiResult {
+    ok(state
+        .service
+        .changes(&auth.session, id, query.after_rev)
+        .await
+        .localized(auth.lang)?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SendBody {
     body: String,
     client_msg_id: Option<String>,

@@ -74,6 +74,7 @@ pub fn router(
         .route("/rooms/{id}/members/{user_id}/role", put(api::set_role))
         .route("/rooms/{id}/invites", post(api::invite))
         .route("/rooms/{id}/messages", get(api::history).post(api::send))
+        .route("/rooms/{id}/changes", get(api::changes))
         .route(
             "/messages/{id}",
             axum::routing::patch(api::edit).delete(api::delete),

@@ -9,7 +9,7 @@ use super::{Connection, ErrorPayload};
 use crate::core::error::{ChatError, ChatResult, ErrorCode};
 use crate::core::ids::{MessageId, RoomId, Seq, UserId};
 use crate::core::model::Visibility;
-use crate::service::{ChatService, RoomRef};
+use crate::service::{ChatService, RoomRef, SyncFrom};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -320,8 +320,18 @@ struct DirectPayload {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SyncPayload {
-    /// Last `seq` seen per room id.
+    /// Last `seq` seen per room id: catch up on new messages.
+    #[serde(default)]
     rooms: BTreeMap<String, Seq>,
+    /// Last revision seen per room id: catch up on new, edited and deleted messages.
+    #[serde(default)]
+    revs: BTreeMap<String, i64>,
+}
+
+fn sync_room_id(key: &str) -> ChatResult<RoomId> {
+    key.parse()
+        .map(RoomId)
+        .map_err(|_| ChatError::new(ErrorCode::InvalidPayload, format!("sync: room id {key:?}")))
 }
 
 /// Runs one client event against the service.
@@ -451,14 +461,20 @@ async fn dispatch(
         }
         "sync" => {
             let p: SyncPayload = decode(name, payload)?;
-            let mut last_seen = Vec::with_capacity(p.rooms.len());
+            let mut from = Vec::with_capacity(p.rooms.len() + p.revs.len());
             for (room, seq) in p.rooms {
-                let id: i64 = room.parse().map_err(|_| {
-                    ChatError::new(ErrorCode::InvalidPayload, format!("sync: room id {room:?}"))
-                })?;
-                last_seen.push((RoomId(id), seq));
+                if p.revs.contains_key(&room) {
+                    return Err(ChatError::new(
+                        ErrorCode::InvalidPayload,
+                        format!("sync: room {room} is in both rooms and revs"),
+                    ));
+                }
+                from.push((sync_room_id(&room)?, SyncFrom::Seq(seq)));
             }
-            to_value(service.sync(session, &last_seen).await?)
+            for (room, rev) in p.revs {
+                from.push((sync_room_id(&room)?, SyncFrom::Rev(rev)));
+            }
+            to_value(service.sync(session, &from).await?)
         }
         _ => Err(ChatError::new(
             ErrorCode::UnknownEvent,
