@@ -317,6 +317,8 @@ impl ChatService {
     ) -> ChatResult<()> {
         session.require_registered()?;
         names::validate_password(new)?;
+        // Limits guessing with a stolen session and the argon2 work one user can start.
+        self.password_limit.check(&session.user_id())?;
         let row = self.user_row(session.user_id()).await?;
         let stored = row.password_hash.as_deref().unwrap_or(&self.decoy_hash);
         if !verify_password(current, stored)

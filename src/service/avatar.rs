@@ -102,7 +102,10 @@ impl ChatService {
             ));
         }
 
+        // An upload is a write like a message, and counts against the same budget.
+        self.send_limit.check(&session.user_id())?;
         let _write = self.begin_write()?;
+        let previous = self.user_row(session.user_id()).await?.avatar;
         let file = format!("{}.{ext}", hex::encode(Sha256::digest(bytes)));
         let path = self.config.avatar_dir.join(&file);
         if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
@@ -118,14 +121,34 @@ impl ChatService {
         self.store
             .set_avatar(session.user_id(), Some(&file))
             .await?;
+        if previous.as_deref() != Some(file.as_str()) {
+            self.forget_avatar(previous.as_deref()).await;
+        }
         self.user(session.user_id()).await
+    }
+
+    /// Deletes an avatar file that no account uses any more. Two users may upload the same
+    /// image, which is then one file, so the check looks at every account.
+    async fn forget_avatar(&self, file: Option<&str>) {
+        let Some(file) = file else { return };
+        match self.store.avatar_in_use(file).await {
+            Ok(true) => {}
+            Ok(false) => {
+                if let Err(err) = tokio::fs::remove_file(self.config.avatar_dir.join(file)).await {
+                    tracing::warn!(file, cause = %err, "failed to delete an unused avatar file");
+                }
+            }
+            Err(err) => tracing::warn!(file, cause = %err, "failed to check avatar use"),
+        }
     }
 
     /// Returns to the generated avatar.
     pub async fn clear_avatar(&self, session: &Session) -> ChatResult<User> {
         session.require_registered()?;
         let _write = self.begin_write()?;
+        let previous = self.user_row(session.user_id()).await?.avatar;
         self.store.set_avatar(session.user_id(), None).await?;
+        self.forget_avatar(previous.as_deref()).await;
         self.user(session.user_id()).await
     }
 

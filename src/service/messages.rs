@@ -18,6 +18,8 @@ pub const HISTORY_PAGE_MAX: i64 = 100;
 pub const HISTORY_PAGE_DEFAULT: i64 = 50;
 /// Most rooms in one catch-up request.
 pub const SYNC_ROOMS_MAX: usize = 500;
+/// Most messages in one catch-up reply, across all its rooms.
+pub const SYNC_MESSAGES_MAX: i64 = 500;
 /// Shortest gap between two forwarded typing events of one user in one room.
 const TYPING_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -217,6 +219,16 @@ impl ChatService {
         room_id: RoomId,
         query: HistoryQuery,
     ) -> ChatResult<HistoryPage> {
+        self.read_limit.check(&session.user_id())?;
+        self.history_page(session, room_id, query).await
+    }
+
+    async fn history_page(
+        &self,
+        session: &Session,
+        room_id: RoomId,
+        query: HistoryQuery,
+    ) -> ChatResult<HistoryPage> {
         self.access(session, room_id).await?;
         let limit = query
             .limit
@@ -253,9 +265,21 @@ impl ChatService {
         room_id: RoomId,
         after: i64,
     ) -> ChatResult<HistoryPage> {
+        self.read_limit.check(&session.user_id())?;
+        self.changes_page(session, room_id, after, HISTORY_PAGE_MAX)
+            .await
+    }
+
+    async fn changes_page(
+        &self,
+        session: &Session,
+        room_id: RoomId,
+        after: i64,
+        limit: i64,
+    ) -> ChatResult<HistoryPage> {
         self.access(session, room_id).await?;
         let last_rev = self.store.room_rev(room_id).await?;
-        let (messages, has_more) = self.store.changes(room_id, after, HISTORY_PAGE_MAX).await?;
+        let (messages, has_more) = self.store.changes(room_id, after, limit).await?;
         Ok(HistoryPage {
             room_id,
             messages,
@@ -283,6 +307,19 @@ impl ChatService {
                 ),
             ));
         }
+        let mut rooms = std::collections::HashSet::with_capacity(last_seen.len());
+        if let Some((room, _)) = last_seen.iter().find(|(room, _)| !rooms.insert(*room)) {
+            return Err(ChatError::new(
+                ErrorCode::InvalidPayload,
+                format!("sync names room {room} twice"),
+            ));
+        }
+        self.read_limit.check(&session.user_id())?;
+
+        // One reply carries at most SYNC_MESSAGES_MAX messages, shared among its rooms;
+        // `has_more` sends the client back for the rest.
+        let per_room =
+            (SYNC_MESSAGES_MAX / last_seen.len().max(1) as i64).clamp(1, HISTORY_PAGE_MAX);
         let mut pages = Vec::with_capacity(last_seen.len());
         for (room_id, from) in last_seen {
             let page = match from {
@@ -290,11 +327,11 @@ impl ChatService {
                     let query = HistoryQuery {
                         before: None,
                         after: Some(*seq),
-                        limit: Some(HISTORY_PAGE_MAX),
+                        limit: Some(per_room),
                     };
-                    self.history(session, *room_id, query).await
+                    self.history_page(session, *room_id, query).await
                 }
-                SyncFrom::Rev(rev) => self.changes(session, *room_id, *rev).await,
+                SyncFrom::Rev(rev) => self.changes_page(session, *room_id, *rev, per_room).await,
             };
             match page {
                 Ok(page) => pages.push(page),
@@ -314,19 +351,23 @@ impl ChatService {
 
     /// Tells the room that the caller is typing, at most once per interval.
     pub async fn typing(&self, session: &Session, room_id: RoomId) -> ChatResult<()> {
+        let key = (session.user_id(), room_id);
         {
-            let mut seen = self.typing_seen.lock().unwrap_or_else(|e| e.into_inner());
-            let key = (session.user_id(), room_id);
+            let seen = self.typing_seen.lock().unwrap_or_else(|e| e.into_inner());
             if seen
                 .get(&key)
                 .is_some_and(|at| at.elapsed() < TYPING_INTERVAL)
             {
                 return Ok(());
             }
-            seen.insert(key, Instant::now());
         }
+        // Checked before recording, so only rooms the user is in take a map entry.
         let access = self.access(session, room_id).await?;
         access.member_role()?;
+        self.typing_seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, Instant::now());
         let display_name = self.current_user(session).await?.display_name;
         self.hub.publish(
             room_id,

@@ -27,6 +27,11 @@ pub use accounts::{Avatar, LoginResult};
 pub use messages::{HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX, HistoryQuery, SyncFrom};
 pub use rooms::RoomRef;
 
+/// Reads (history pages, catch-up, room and member lists) a user may make at once.
+const READ_BURST: u32 = 60;
+/// Steady rate of those reads per user, per second.
+const READ_PER_SECOND: f64 = 20.0;
+
 /// Tunable rules, set from the command line or config file.
 #[derive(Clone, Debug)]
 pub struct ServiceConfig {
@@ -146,6 +151,12 @@ pub struct ChatService {
     /// Writers hold a read guard; shutdown takes the write guard to wait for them and
     /// to turn new writes away.
     write_gate: tokio::sync::RwLock<()>,
+    /// Set when shutdown begins; from then on every write is refused.
+    writes_closed: std::sync::atomic::AtomicBool,
+    /// Per-user budget for history, catch-up and listing reads, shared by every protocol.
+    read_limit: KeyedLimit<UserId>,
+    /// Per-user budget for password checks made with a live session.
+    password_limit: KeyedLimit<UserId>,
 }
 
 impl ChatService {
@@ -190,6 +201,9 @@ impl ChatService {
             lobby,
             decoy_hash,
             write_gate: tokio::sync::RwLock::new(()),
+            writes_closed: std::sync::atomic::AtomicBool::new(false),
+            read_limit: KeyedLimit::new(READ_BURST, READ_PER_SECOND),
+            password_limit: KeyedLimit::new(config.auth_burst, config.auth_per_minute / 60.0),
             config,
         })
     }
@@ -216,14 +230,22 @@ impl ChatService {
 
     /// Admits one write, or fails once shutdown has begun.
     fn begin_write(&self) -> ChatResult<tokio::sync::RwLockReadGuard<'_, ()>> {
-        self.write_gate
-            .try_read()
-            .map_err(|_| ChatError::new(ErrorCode::ShuttingDown, "write after shutdown began"))
+        let refused = || ChatError::new(ErrorCode::ShuttingDown, "write after shutdown began");
+        if self
+            .writes_closed
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return Err(refused());
+        }
+        self.write_gate.try_read().map_err(|_| refused())
     }
 
     /// Waits up to `limit` for in-flight writes to finish and rejects new ones.
     /// Returns false when writes were still running at the deadline.
     pub async fn drain_writes(&self, limit: Duration) -> bool {
+        // The flag keeps writes out even if the wait below times out and lets go of the gate.
+        self.writes_closed
+            .store(true, std::sync::atomic::Ordering::Release);
         match tokio::time::timeout(limit, self.write_gate.write()).await {
             Ok(guard) => {
                 // Keep the gate closed for the rest of the process.
@@ -260,6 +282,8 @@ impl ChatService {
     pub async fn housekeeping(&self) -> ChatResult<Housekeeping> {
         self.send_limit.prune();
         self.auth_limit.prune();
+        self.read_limit.prune();
+        self.password_limit.prune();
         {
             let mut seen = self.typing_seen.lock().unwrap_or_else(|e| e.into_inner());
             seen.retain(|_, at| at.elapsed() < Duration::from_secs(60));

@@ -54,7 +54,8 @@ impl ChatService {
                 self.store.room_by_name_key(&key).await?
             }
         };
-        found.ok_or_else(|| ChatError::new(ErrorCode::RoomNotFound, format!("no room {room:?}")))
+        // One detail for missing and hidden rooms, so it never reveals that a room exists.
+        found.ok_or_else(|| ChatError::new(ErrorCode::RoomNotFound, "no such room"))
     }
 
     /// Checks that the caller may read a room: members always, anyone signed in for
@@ -65,7 +66,7 @@ impl ChatService {
         session: &Session,
         room_id: RoomId,
     ) -> ChatResult<RoomAccess> {
-        let not_found = || ChatError::new(ErrorCode::RoomNotFound, format!("no room {room_id}"));
+        let not_found = || ChatError::new(ErrorCode::RoomNotFound, "no such room");
         let room = self
             .store
             .room_by_id(room_id)
@@ -103,6 +104,7 @@ impl ChatService {
 
     /// Lists the caller's rooms first (with roles), then public rooms they have not joined.
     pub async fn list_rooms(&self, session: &Session) -> ChatResult<Vec<RoomEntry>> {
+        self.read_limit.check(&session.user_id())?;
         let mine = self.store.user_rooms(session.user_id()).await?;
         let public = self.store.public_rooms(PUBLIC_ROOM_LIST_MAX).await?;
         let mut seen: HashMap<RoomId, ()> = HashMap::new();
@@ -208,7 +210,7 @@ impl ChatService {
     /// Joining a room one is already in succeeds and changes nothing.
     pub async fn join_room(&self, session: &Session, room_id: RoomId) -> ChatResult<Room> {
         let started = Instant::now();
-        let not_found = || ChatError::new(ErrorCode::RoomNotFound, format!("no room {room_id}"));
+        let not_found = || ChatError::new(ErrorCode::RoomNotFound, "no such room");
         let room = self
             .store
             .room_by_id(room_id)
@@ -240,6 +242,8 @@ impl ChatService {
             Visibility::Direct => return Err(not_found()),
         };
 
+        // Events written to the room count against the same budget as messages.
+        self.send_limit.check(&session.user_id())?;
         let _write = self.begin_write()?;
         let event = self
             .system_event(room_id, MessageKind::Join, session)
@@ -275,6 +279,8 @@ impl ChatService {
                 "direct rooms cannot be left",
             ));
         }
+        // Events written to the room count against the same budget as messages.
+        self.send_limit.check(&session.user_id())?;
         let _write = self.begin_write()?;
         let event = self
             .system_event(room_id, MessageKind::Leave, session)
@@ -330,10 +336,17 @@ impl ChatService {
             ));
         }
         let started = Instant::now();
+        // Events written to the room count against the same budget as messages.
+        self.send_limit.check(&session.user_id())?;
         let _write = self.begin_write()?;
-        self.store
+        let added = self
+            .store
             .add_invite(room_id, target, session.user_id(), now_millis())
             .await?;
+        if !added {
+            // Inviting again changes nothing and announces nothing.
+            return Ok(());
+        }
         let mut event = self
             .system_event(room_id, MessageKind::Invite, session)
             .await?;
@@ -430,6 +443,8 @@ impl ChatService {
             ));
         }
         let topic = names::validate_topic(topic)?;
+        // Events written to the room count against the same budget as messages.
+        self.send_limit.check(&session.user_id())?;
         let _write = self.begin_write()?;
         let mut event = self
             .system_event(room_id, MessageKind::Topic, session)
@@ -437,10 +452,11 @@ impl ChatService {
         event.body = topic.clone();
         let message = self.store.set_topic(room_id, &topic, event).await?;
         self.after_commit(started, message);
-        let room =
-            self.store.room_by_id(room_id).await?.ok_or_else(|| {
-                ChatError::new(ErrorCode::RoomNotFound, format!("no room {room_id}"))
-            })?;
+        let room = self
+            .store
+            .room_by_id(room_id)
+            .await?
+            .ok_or_else(|| ChatError::new(ErrorCode::RoomNotFound, "no such room"))?;
         self.hub.publish(
             room_id,
             Outbound::new(Event::RoomUpdated(room.clone()), started),
@@ -450,6 +466,7 @@ impl ChatService {
 
     /// Lists a room's members with their roles and whether they are online.
     pub async fn members(&self, session: &Session, room_id: RoomId) -> ChatResult<Vec<Member>> {
+        self.read_limit.check(&session.user_id())?;
         self.access(session, room_id).await?;
         let rows = self.store.members(room_id).await?;
         Ok(rows

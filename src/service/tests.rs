@@ -5,6 +5,7 @@ use super::*;
 use crate::core::ids::Seq;
 use crate::core::model::{MessageKind, Visibility};
 use crate::core::role::Role;
+use crate::service::messages::SYNC_MESSAGES_MAX;
 use crate::store::SqliteStore;
 
 struct Fixture {
@@ -796,4 +797,155 @@ async fn sync_by_rev_includes_edits_and_deletions() {
         later[0].messages.is_empty(),
         "nothing after the last revision"
     );
+}
+
+#[tokio::test]
+async fn sync_rejects_a_room_named_twice() {
+    let f = fixture().await;
+    let alice = user(&f, "alice").await;
+    let lobby = f.service.lobby();
+    let twice = [(lobby, SyncFrom::Seq(Seq(0))), (lobby, SyncFrom::Rev(0))];
+    assert_eq!(
+        code(f.service.sync(&alice, &twice).await),
+        ErrorCode::InvalidPayload
+    );
+}
+
+#[tokio::test]
+async fn sync_reply_shares_one_message_budget() {
+    let f = fixture().await;
+    let alice = user(&f, "alice").await;
+    let lobby = f.service.lobby();
+    for n in 0..120 {
+        f.service
+            .send_message(&alice, lobby, &format!("m{n}"), None)
+            .await
+            .unwrap();
+    }
+    let mut from = vec![(lobby, SyncFrom::Seq(Seq(0)))];
+    for i in 0..9 {
+        let room = f
+            .service
+            .create_room(&alice, &format!("extra{i}"), "", Visibility::Public)
+            .await
+            .unwrap();
+        from.push((room.id, SyncFrom::Seq(Seq(0))));
+    }
+
+    let pages = f.service.sync(&alice, &from).await.unwrap();
+
+    let total: usize = pages.iter().map(|p| p.messages.len()).sum();
+    assert!(
+        total <= SYNC_MESSAGES_MAX as usize,
+        "{total} messages in one reply"
+    );
+    assert_eq!(pages[0].messages.len(), (SYNC_MESSAGES_MAX / 10) as usize);
+    assert!(pages[0].has_more);
+}
+
+#[tokio::test]
+async fn repeated_invite_is_announced_once() {
+    let f = fixture().await;
+    let owner = user(&f, "owner").await;
+    let friend = user(&f, "friend").await;
+    let room = f
+        .service
+        .create_room(&owner, "club", "", Visibility::Private)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        f.service
+            .invite(&owner, room.id, friend.user_id())
+            .await
+            .unwrap();
+    }
+    let page = f
+        .service
+        .history(&owner, room.id, HistoryQuery::default())
+        .await
+        .unwrap();
+    let invites = page
+        .messages
+        .iter()
+        .filter(|m| m.kind == MessageKind::Invite)
+        .count();
+    assert_eq!(invites, 1);
+}
+
+#[tokio::test]
+async fn room_events_spend_the_send_budget() {
+    let f = fixture_with(|c| {
+        c.send_burst = 3;
+        c.send_per_second = 0.01;
+    })
+    .await;
+    let alice = user(&f, "alice").await;
+    let lobby = f.service.lobby();
+    f.service.leave_room(&alice, lobby).await.unwrap();
+    f.service.join_room(&alice, lobby).await.unwrap();
+    f.service.leave_room(&alice, lobby).await.unwrap();
+    assert_eq!(
+        code(f.service.join_room(&alice, lobby).await),
+        ErrorCode::RateLimited
+    );
+}
+
+#[tokio::test]
+async fn password_checks_are_rate_limited() {
+    let f = fixture_with(|c| {
+        c.auth_burst = 2;
+        c.auth_per_minute = 0.6;
+    })
+    .await;
+    let login = f
+        .service
+        .register(ClientAddr(None), "alice", "password123", None)
+        .await
+        .unwrap();
+    let session = login.session;
+    for _ in 0..2 {
+        assert_eq!(
+            code(
+                f.service
+                    .change_password(&session, "wrong guess", "new password")
+                    .await
+            ),
+            ErrorCode::WrongPassword
+        );
+    }
+    assert_eq!(
+        code(
+            f.service
+                .change_password(&session, "wrong guess", "new password")
+                .await
+        ),
+        ErrorCode::RateLimited
+    );
+}
+
+#[tokio::test]
+async fn replaced_avatar_file_is_deleted() {
+    let f = fixture().await;
+    let alice = user(&f, "alice").await;
+    let first = tiny_png(1);
+    let second = tiny_png(2);
+    f.service.set_avatar(&alice, &first).await.unwrap();
+    let dir = f.service.config().avatar_dir.clone();
+    let files = |dir: &std::path::Path| std::fs::read_dir(dir).unwrap().count();
+    assert_eq!(files(&dir), 1);
+    f.service.set_avatar(&alice, &second).await.unwrap();
+    assert_eq!(files(&dir), 1, "the first upload is gone");
+    f.service.clear_avatar(&alice).await.unwrap();
+    assert_eq!(files(&dir), 0, "clearing removes the file");
+}
+
+/// Builds the head of a PNG image `width` pixels wide and 1 high: the signature and
+/// the IHDR chunk, which is all the avatar check reads.
+fn tiny_png(width: u32) -> Vec<u8> {
+    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    png.extend_from_slice(&width.to_be_bytes());
+    png.extend_from_slice(&1u32.to_be_bytes());
+    png.extend_from_slice(&[8, 6, 0, 0, 0]);
+    png.extend_from_slice(&[0, 0, 0, 0]);
+    png
 }

@@ -101,6 +101,8 @@ pub trait UserStore: Send + Sync {
     async fn set_display_name(&self, id: UserId, name: &str) -> ChatResult<()>;
     async fn set_password_hash(&self, id: UserId, hash: &str) -> ChatResult<()>;
     async fn set_avatar(&self, id: UserId, avatar: Option<&str>) -> ChatResult<()>;
+    /// Reports whether any account uses an avatar file.
+    async fn avatar_in_use(&self, file: &str) -> ChatResult<bool>;
     /// Deletes guest accounts created before `before` that have no session left,
     /// returning how many.
     async fn delete_orphan_guests(&self, before: Millis) -> ChatResult<u64>;
@@ -180,13 +182,14 @@ pub trait RoomStore: Send + Sync {
         event: NewMessage,
     ) -> ChatResult<Message>;
     async fn members(&self, room_id: RoomId) -> ChatResult<Vec<MemberRow>>;
+    /// Records an invitation; returns false when it already existed.
     async fn add_invite(
         &self,
         room_id: RoomId,
         user_id: UserId,
         by: UserId,
         now: Millis,
-    ) -> ChatResult<()>;
+    ) -> ChatResult<bool>;
     async fn has_invite(&self, room_id: RoomId, user_id: UserId) -> ChatResult<bool>;
 }
 

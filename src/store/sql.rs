@@ -39,6 +39,7 @@ pub const SET_PASSWORD_HASH: &str = "UPDATE users SET password_hash = $2 WHERE i
 pub const DELETE_ORPHAN_GUESTS: &str = "DELETE FROM users WHERE kind = 'guest' \
      AND created_at < $1 \
      AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = users.id)";
+pub const AVATAR_IN_USE: &str = "SELECT 1 FROM users WHERE avatar = $1 LIMIT 1";
 pub const SET_AVATAR: &str = "UPDATE users SET avatar = $2 WHERE id = $1";
 
 pub const INSERT_SESSION: &str = "INSERT INTO sessions \

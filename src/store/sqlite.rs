@@ -264,6 +264,16 @@ impl UserStore for SqliteStore {
     }
 
     #[instrument(skip_all, err)]
+    async fn avatar_in_use(&self, file: &str) -> ChatResult<bool> {
+        let found: Option<i64> = sqlx::query_scalar(sql::AVATAR_IN_USE)
+            .bind(file)
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(store_err)?;
+        Ok(found.is_some())
+    }
+
+    #[instrument(skip_all, err)]
     async fn delete_orphan_guests(&self, before: Millis) -> ChatResult<u64> {
         let done = sqlx::query(sql::DELETE_ORPHAN_GUESTS)
             .bind(before)
@@ -614,16 +624,17 @@ impl RoomStore for SqliteStore {
         user_id: UserId,
         by: UserId,
         now: Millis,
-    ) -> ChatResult<()> {
-        sqlx::query(sql::INSERT_INVITE)
+    ) -> ChatResult<bool> {
+        let added = sqlx::query(sql::INSERT_INVITE)
             .bind(room_id.0)
             .bind(user_id.0)
             .bind(by.0)
             .bind(now)
             .execute(&self.writer)
             .await
-            .map_err(store_err)?;
-        Ok(())
+            .map_err(store_err)?
+            .rows_affected();
+        Ok(added > 0)
     }
 
     #[instrument(skip_all, err, fields(room_id = %room_id, user_id = %user_id))]

@@ -28,6 +28,8 @@ SHUTDOWN_TIMEOUT = 10.0
 HTTP_TIMEOUT = 10.0
 ACK_TIMEOUT = 10.0
 EVENT_TIMEOUT = 10.0
+# Seconds to wait for a disconnect the server may only notice by its heartbeat.
+HEARTBEAT_WAIT = 20.0
 CONNECT_TIMEOUT = 10.0
 
 PASSWORD = "correct horse battery"
@@ -37,13 +39,16 @@ PASSWORD = "correct horse battery"
 # NOTE: python-engineio 4.15.1's polling client can end its write loop without sending
 # the close packet when disconnect() races an in-flight POST (seen after a refused
 # handshake), and then waits for the server's next ping to end its pending GET. A
-# 5-second ping interval bounds that wait; the default 25 s would stall such tests.
+# 5-second ping interval bounds that wait; the default 25 s would stall such tests. The
+# same client then may never close its session cleanly, so the server notices it gone
+# only after ping interval plus timeout, 10 s here.
 DEFAULT_OPTIONS = [
     "--auth-burst", "1000",
     "--auth-rate", "60000",
     "--send-burst", "1000",
     "--send-rate", "1000",
     "--ping-interval-secs", "5",
+    "--ping-timeout-secs", "5",
 ]
 
 LISTENING_LINE = re.compile(r"^confab listening on (https?://\S+)\s*$")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from support import Api, ChatClient
+from support import HEARTBEAT_WAIT, Api, ChatClient
 
 PING_INTERVAL_SECS = 1
 PING_TIMEOUT_SECS = 1
@@ -39,7 +39,9 @@ def test_presence_follows_connect_and_disconnect(api, connect):
     assert online["online_count"] == 2
 
     b.close()
-    offline = a.wait_for("presence", presence_of(room_id, bob_id, False))
+    offline = a.wait_for(
+        "presence", presence_of(room_id, bob_id, False), timeout=HEARTBEAT_WAIT
+    )
     assert offline["online_count"] == 1
 
 

@@ -7,6 +7,7 @@
 
 use super::{Connection, ErrorPayload};
 use crate::core::error::{ChatError, ChatResult, ErrorCode};
+use crate::core::i18n::Notice;
 use crate::core::ids::{MessageId, RoomId, Seq, UserId};
 use crate::core::model::Visibility;
 use crate::service::{ChatService, RoomRef, SyncFrom};
@@ -145,6 +146,20 @@ async fn take_turn(conn: &Connection, ticket: u64) -> Turn<'_> {
     Turn(conn)
 }
 
+/// The refusal for an event on a connection the server is closing.
+fn closing_error(conn: &Connection) -> ChatError {
+    match conn.closing.get() {
+        Some(Notice::SessionEnded) => ChatError::new(
+            ErrorCode::Unauthenticated,
+            "the session of this connection ended",
+        ),
+        reason => ChatError::new(
+            ErrorCode::ShuttingDown,
+            format!("the server is closing this connection: {reason:?}"),
+        ),
+    }
+}
+
 /// Registers the handlers of [`EVENTS`] and the unknown-event fallback on a socket.
 pub(super) fn register(s: &socketioxide::extract::SocketRef) {
     for spec in EVENTS {
@@ -170,6 +185,7 @@ pub(super) fn register(s: &socketioxide::extract::SocketRef) {
                     data
                 };
                 let result = match data {
+                    _ if conn.closing.get().is_some() => Err(closing_error(&conn)),
                     Err(err) => Err(ChatError::new(
                         ErrorCode::InvalidPayload,
                         format!("{name}: undecodable payload: {err}"),

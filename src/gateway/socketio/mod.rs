@@ -9,7 +9,7 @@ mod events;
 mod sink;
 
 use crate::core::error::{ChatError, ErrorCode};
-use crate::core::i18n::{self, Lang};
+use crate::core::i18n::{self, Lang, Notice};
 use crate::core::model::User;
 use crate::hub::ConnId;
 use crate::service::{ChatService, ClientAddr, Session};
@@ -56,6 +56,9 @@ pub(crate) struct Connection {
     pub lang: Lang,
     /// Whether this connection receives lobby text as plain `message` strings.
     pub compat: Arc<AtomicBool>,
+    /// Why the server is closing this connection, once it is; its events are refused
+    /// from then on, even while the disconnect waits for room in a full queue.
+    pub closing: Arc<OnceLock<Notice>>,
     /// Hub registration, set once the connection is accepted.
     pub conn: OnceLock<ConnId>,
     /// Token of a guest account created by this handshake, sent back once.
@@ -157,6 +160,7 @@ async fn authenticate(
 
     s.extensions.insert(Arc::new(Connection {
         compat: Arc::new(AtomicBool::new(new_guest_token.is_some())),
+        closing: Arc::new(OnceLock::new()),
         session,
         lang,
         conn: OnceLock::new(),
@@ -204,6 +208,7 @@ async fn on_connect(s: SocketRef, State(service): State<Arc<ChatService>>) {
     let sink = Arc::new(SocketSink::new(
         s.clone(),
         conn.compat.clone(),
+        conn.closing.clone(),
         service.lobby(),
         conn.lang,
         HELD_BEFORE_SESSION_MAX,
@@ -214,10 +219,16 @@ async fn on_connect(s: SocketRef, State(service): State<Arc<ChatService>>) {
     let rooms = match service.member_room_ids(conn.session.user_id()).await {
         Ok(rooms) => rooms,
         Err(err) => {
+            // An empty room list would tell the client to drop every room; closing lets
+            // it reconnect and try again instead.
             tracing::error!(sid = %s.id, cause = %err, "failed to load rooms for a new connection");
-            Vec::new()
+            hub.disconnect(id);
+            let _ = s.disconnect();
+            conn.turn.send_modify(|turn| *turn += 1);
+            return;
         }
     };
+
     for room in &rooms {
         hub.subscribe(id, *room);
     }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use socketioxide::extract::SocketRef;
 use socketioxide::{SendError, SocketError};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Queues hub events into socketioxide's bounded per-socket channel.
 ///
@@ -20,6 +20,8 @@ pub(super) struct SocketSink {
     socket: SocketRef,
     /// Whether lobby text also goes out as plain `message` strings.
     compat: Arc<AtomicBool>,
+    /// Set by `close`; shared with the connection, which then refuses further events.
+    closing: Arc<OnceLock<Notice>>,
     lobby: RoomId,
     lang: Lang,
     /// Set once `session` has been sent; read without the lock on every event.
@@ -34,6 +36,7 @@ impl SocketSink {
     pub fn new(
         socket: SocketRef,
         compat: Arc<AtomicBool>,
+        closing: Arc<OnceLock<Notice>>,
         lobby: RoomId,
         lang: Lang,
         held_max: usize,
@@ -41,6 +44,7 @@ impl SocketSink {
         Self {
             socket,
             compat,
+            closing,
             lobby,
             lang,
             welcomed: AtomicBool::new(false),
@@ -104,16 +108,34 @@ impl Sink for SocketSink {
     }
 
     fn close(&self, notice: Notice) {
-        send_notice(&self.socket, notice, self.lang);
-        // When the hub closes a slow consumer its queue is full, so neither the notice nor
-        // the disconnect packet fits. The engine's heartbeat then closes the transport:
-        // its next ping cannot be queued, or the pending ping times out, so within one ping
-        // interval plus one ping timeout. The hub has already stopped sending to it.
-        if let Err(err) = self.socket.clone().disconnect() {
-            tracing::info!(sid = %self.socket.id, cause = %err, "disconnect deferred to the heartbeat");
+        if self.closing.set(notice).is_err() {
+            return;
         }
+        send_notice(&self.socket, notice, self.lang);
+        if self.socket.clone().disconnect().is_ok() {
+            return;
+        }
+        // The queue is full, so the disconnect packet does not fit yet. The connection
+        // already refuses events and gets nothing from the hub; retry until the client
+        // drains its queue or the heartbeat closes the transport.
+        tracing::info!(sid = %self.socket.id, ?notice, "queue full, retrying the disconnect");
+        let socket = self.socket.clone();
+        tokio::spawn(async move {
+            for _ in 0..DISCONNECT_RETRIES {
+                tokio::time::sleep(DISCONNECT_RETRY_INTERVAL).await;
+                if !socket.connected() || socket.clone().disconnect().is_ok() {
+                    return;
+                }
+            }
+            tracing::warn!(sid = %socket.id, "disconnect still refused; leaving it to the heartbeat");
+        });
     }
 }
+
+/// Attempts to queue the disconnect packet of a closing connection, and their spacing:
+/// two minutes in all, longer than the default heartbeat takes to notice a dead client.
+const DISCONNECT_RETRIES: u32 = 240;
+const DISCONNECT_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Payload of `server:notice`.
 #[derive(serde::Serialize)]
