@@ -172,14 +172,15 @@ impl ChatService {
             Some(room) => room.id,
             None => {
                 store
-                    .create_room(
-                        "lobby",
-                        "lobby",
-                        "",
-                        crate::core::model::Visibility::Public,
-                        None,
-                        0,
-                    )
+                    .create_room(crate::store::NewRoom {
+                        name: "lobby",
+                        name_key: "lobby",
+                        topic: "",
+                        visibility: crate::core::model::Visibility::Public,
+                        owner_id: None,
+                        members: &[],
+                        created_at: 0,
+                    })
                     .await?
                     .id
             }

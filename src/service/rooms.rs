@@ -9,7 +9,7 @@ use crate::core::names;
 use crate::core::role::Role;
 use crate::core::time::now_millis;
 use crate::hub::Outbound;
-use crate::store::NewMessage;
+use crate::store::{NewMessage, NewRoom};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::time::Instant;
@@ -164,14 +164,15 @@ impl ChatService {
         let _write = self.begin_write()?;
         let room = self
             .store
-            .create_room(
-                &name,
-                &names::fold_key(&name),
-                &topic,
+            .create_room(NewRoom {
+                name: &name,
+                name_key: &names::fold_key(&name),
+                topic: &topic,
                 visibility,
-                Some((session.user_id(), Role::Owner)),
-                now_millis(),
-            )
+                owner_id: Some(session.user_id()),
+                members: &[(session.user_id(), Role::Owner)],
+                created_at: now_millis(),
+            })
             .await?;
         tracing::info!(room_id = %room.id, user_id = %session.user_id(), "room created");
         self.hub.subscribe_user(session.user_id(), room.id);
@@ -505,14 +506,15 @@ impl ChatService {
         let _write = self.begin_write()?;
         let created = self
             .store
-            .create_room(
-                &key,
-                &key,
-                "",
-                Visibility::Direct,
-                Some((session.user_id(), Role::Member)),
-                now_millis(),
-            )
+            .create_room(NewRoom {
+                name: &key,
+                name_key: &key,
+                topic: "",
+                visibility: Visibility::Direct,
+                owner_id: None,
+                members: &[(session.user_id(), Role::Member), (peer, Role::Member)],
+                created_at: now_millis(),
+            })
             .await;
         let room = match created {
             Ok(room) => room,
@@ -522,12 +524,6 @@ impl ChatService {
             }
             Err(err) => return Err(err),
         };
-        let peer_user = Self::public_user(&peer_row);
-        let event = self.event_by(room.id, MessageKind::Join, &peer_user);
-        self.store
-            .add_member(room.id, peer, Role::Member, event)
-            .await?;
-        let room = self.store.room_by_id(room.id).await?.unwrap_or(room);
         for user in [session.user_id(), peer] {
             self.hub.subscribe_user(user, room.id);
             self.hub.send_to_user(

@@ -40,6 +40,19 @@ pub struct NewUser<'a> {
     pub created_at: Millis,
 }
 
+/// Fields of a new room.
+#[derive(Clone, Debug)]
+pub struct NewRoom<'a> {
+    pub name: &'a str,
+    pub name_key: &'a str,
+    pub topic: &'a str,
+    pub visibility: Visibility,
+    pub owner_id: Option<UserId>,
+    /// Members added in the same transaction, with their roles.
+    pub members: &'a [(UserId, Role)],
+    pub created_at: Millis,
+}
+
 /// A live login session.
 #[derive(Clone, Debug)]
 pub struct SessionRow {
@@ -139,16 +152,9 @@ pub trait SessionStore: Send + Sync {
 /// Rooms, memberships and invitations.
 #[async_trait]
 pub trait RoomStore: Send + Sync {
-    /// Creates a room with its owner as first member; a taken name is `RoomNameTaken`.
-    async fn create_room(
-        &self,
-        name: &str,
-        name_key: &str,
-        topic: &str,
-        visibility: Visibility,
-        owner: Option<(UserId, Role)>,
-        now: Millis,
-    ) -> ChatResult<Room>;
+    /// Creates a room and its first members in one transaction; a taken name is
+    /// `RoomNameTaken`.
+    async fn create_room(&self, room: NewRoom<'_>) -> ChatResult<Room>;
     async fn room_by_id(&self, id: RoomId) -> ChatResult<Option<Room>>;
     async fn room_by_name_key(&self, key: &str) -> ChatResult<Option<Room>>;
     /// Lists public rooms by name, at most `limit`.

@@ -388,24 +388,16 @@ impl SessionStore for SqliteStore {
 
 #[async_trait]
 impl RoomStore for SqliteStore {
-    #[instrument(skip_all, err(level = "debug"), fields(visibility = visibility.as_str()))]
-    async fn create_room(
-        &self,
-        name: &str,
-        name_key: &str,
-        topic: &str,
-        visibility: Visibility,
-        owner: Option<(UserId, Role)>,
-        now: Millis,
-    ) -> ChatResult<Room> {
+    #[instrument(skip_all, err(level = "debug"), fields(visibility = room.visibility.as_str()))]
+    async fn create_room(&self, room: NewRoom<'_>) -> ChatResult<Room> {
         let mut tx = self.writer.begin().await.map_err(store_err)?;
         let inserted = sqlx::query_scalar::<_, i64>(sql::INSERT_ROOM)
-            .bind(name)
-            .bind(name_key)
-            .bind(topic)
-            .bind(visibility.as_str())
-            .bind(owner.map(|(u, _)| u.0))
-            .bind(now)
+            .bind(room.name)
+            .bind(room.name_key)
+            .bind(room.topic)
+            .bind(room.visibility.as_str())
+            .bind(room.owner_id.map(|u| u.0))
+            .bind(room.created_at)
             .fetch_one(&mut *tx)
             .await;
         let id = match inserted {
@@ -413,17 +405,17 @@ impl RoomStore for SqliteStore {
             Err(err) if is_unique_violation(&err) => {
                 return Err(ChatError::new(
                     ErrorCode::RoomNameTaken,
-                    format!("room {name:?} exists"),
+                    format!("room {:?} exists", room.name),
                 ));
             }
             Err(err) => return Err(store_err(err)),
         };
-        if let Some((owner_id, role)) = owner {
+        for (member, role) in room.members {
             sqlx::query(sql::INSERT_MEMBER)
                 .bind(id)
-                .bind(owner_id.0)
+                .bind(member.0)
                 .bind(role.as_str())
-                .bind(now)
+                .bind(room.created_at)
                 .execute(&mut *tx)
                 .await
                 .map_err(store_err)?;
@@ -433,9 +425,9 @@ impl RoomStore for SqliteStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(store_err)?;
-        let room = room_from_row(&row).map_err(store_err)?;
+        let created = room_from_row(&row).map_err(store_err)?;
         tx.commit().await.map_err(store_err)?;
-        Ok(room)
+        Ok(created)
     }
 
     #[instrument(skip_all, err, fields(room_id = %id))]
