@@ -177,6 +177,22 @@ impl Hub {
         self.announce(change.into_iter().collect());
     }
 
+    /// Removes one connection from a room's subscribers.
+    pub fn unsubscribe(&self, conn: ConnId, room: RoomId) {
+        let change = {
+            let mut t = self.write();
+            let Some(c) = t.conns.get_mut(&conn) else {
+                return;
+            };
+            if !c.rooms.remove(&room) {
+                return;
+            }
+            let user = c.user_id;
+            Self::remove_sub(&mut t, room, conn, user)
+        };
+        self.announce(change.into_iter().collect());
+    }
+
     /// Subscribes every live connection of `user` to `room`, after the user joined it.
     pub fn subscribe_user(&self, user: UserId, room: RoomId) {
         let change = {
@@ -480,6 +496,24 @@ mod tests {
         let names = sink.names();
         assert_eq!(names.iter().filter(|n| **n == "room:removed").count(), 1);
         hub.disconnect(conn);
+    }
+
+    #[test]
+    fn unsubscribe_removes_one_connection() {
+        let hub = Hub::new(Arc::new(Metrics::new()));
+        let room = RoomId(3);
+        let first = hub.connect(UserId(1), SessionId(1), TestSink::new(10));
+        let second = hub.connect(UserId(1), SessionId(2), TestSink::new(10));
+        hub.subscribe(first, room);
+        hub.subscribe(second, room);
+        hub.unsubscribe(first, room);
+        assert_eq!(
+            hub.online_count(room),
+            1,
+            "the other connection keeps the user here"
+        );
+        hub.unsubscribe(second, room);
+        assert_eq!(hub.online_count(room), 0);
     }
 
     #[test]

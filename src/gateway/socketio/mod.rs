@@ -232,6 +232,21 @@ async fn on_connect(s: SocketRef, State(service): State<Arc<ChatService>>) {
     for room in &rooms {
         hub.subscribe(id, *room);
     }
+    // A kick or leave that committed after the list was read found this connection not
+    // yet subscribed. Reading again after subscribing catches it: any later one finds
+    // the subscription and removes it itself.
+    let rooms = match service.member_room_ids(conn.session.user_id()).await {
+        Ok(now) => {
+            for room in rooms.iter().filter(|room| !now.contains(room)) {
+                hub.unsubscribe(id, *room);
+            }
+            now
+        }
+        Err(err) => {
+            tracing::warn!(sid = %s.id, cause = %err, "failed to recheck rooms for a new connection");
+            rooms
+        }
+    };
 
     let welcome = Welcome {
         user: &conn.session.user,
