@@ -181,6 +181,8 @@ pub enum Notice {
     SessionEnded,
     /// Sent to a connection that stopped reading and overflowed its queue.
     SlowConsumer,
+    /// Sent to a connection that sent events faster than the server could handle them.
+    TooManyEvents,
 }
 
 /// Returns the sentence for a notice.
@@ -193,6 +195,10 @@ pub fn notice(notice: Notice, lang: Lang) -> &'static str {
         Notice::SessionEnded => (
             "This session has ended; sign in again.",
             "此会话已结束，请重新登录。",
+        ),
+        Notice::TooManyEvents => (
+            "Disconnected: too many requests were waiting; slow down and reconnect.",
+            "连接已断开：待处理的请求过多，请放慢速度后重新连接。",
         ),
         Notice::SlowConsumer => (
             "Disconnected: the connection fell too far behind the room.",

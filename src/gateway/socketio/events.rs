@@ -117,10 +117,22 @@ impl<A: Adapter> FromMessageParts<A> for Arrival {
         _: &mut socketioxide::handler::Value,
         ack_id: &Option<i64>,
     ) -> Result<Self, Infallible> {
-        let ticket = s
-            .extensions
-            .get::<Arc<Connection>>()
-            .map_or(0, |c| c.next_ticket.fetch_add(1, Ordering::Relaxed));
+        let Some(conn) = s.extensions.get::<Arc<Connection>>() else {
+            return Ok(Arrival {
+                ticket: 0,
+                wants_ack: ack_id.is_some(),
+            });
+        };
+        let ticket = conn.next_ticket.fetch_add(1, Ordering::Relaxed);
+        // Each waiting event holds a task and its payload. A client that keeps this many
+        // waiting is sending faster than it can be served, so it is closed.
+        let waiting = ticket.saturating_sub(*conn.turn.borrow());
+        if waiting > EVENTS_WAITING_MAX && conn.closing.set(Notice::TooManyEvents).is_ok() {
+            tracing::warn!(sid = %s.id, waiting, "too many events waiting, closing the connection");
+            if let Err(err) = s.clone().disconnect() {
+                tracing::info!(sid = %s.id, cause = %err, "disconnect deferred to the heartbeat");
+            }
+        }
         Ok(Arrival {
             ticket,
             wants_ack: ack_id.is_some(),
@@ -146,12 +158,19 @@ async fn take_turn(conn: &Connection, ticket: u64) -> Turn<'_> {
     Turn(conn)
 }
 
+/// Most events of one connection waiting for their turn before it is closed.
+const EVENTS_WAITING_MAX: u64 = 1024;
+
 /// The refusal for an event on a connection the server is closing.
 fn closing_error(conn: &Connection) -> ChatError {
     match conn.closing.get() {
         Some(Notice::SessionEnded) => ChatError::new(
             ErrorCode::Unauthenticated,
             "the session of this connection ended",
+        ),
+        Some(Notice::TooManyEvents) => ChatError::new(
+            ErrorCode::RateLimited,
+            "this connection had too many events waiting and is being closed",
         ),
         reason => ChatError::new(
             ErrorCode::ShuttingDown,

@@ -150,6 +150,7 @@ pub(super) fn send_notice(socket: &SocketRef, notice: Notice, lang: Lang) {
         Notice::ServerShuttingDown => "server_shutting_down",
         Notice::SessionEnded => "session_ended",
         Notice::SlowConsumer => "slow_consumer",
+        Notice::TooManyEvents => "too_many_events",
     };
     let payload = NoticePayload {
         code,
