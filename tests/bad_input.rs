@@ -729,3 +729,32 @@ async fn stalled_reader_is_disconnected() {
     let (mut late, _) = server.socket(json!({ "nickname": "latecomer" })).await;
     assert_still_serving(&mut server, &mut late, lobby).await;
 }
+
+#[tokio::test]
+async fn event_flood_closes_only_that_connection() {
+    let mut server = Server::start(&[]).await;
+    let (mut good, lobby) = bystander(&server).await;
+    let account = server.register("flooder").await;
+    let (mut bad, _) = server.socket(json!({ "token": account.token })).await;
+    bad.discard_events();
+
+    // Far more events than the server lets wait, sent without reading any reply.
+    let event = format!("42[\"room:history\",{{\"room_id\":{lobby}}}]");
+    for _ in 0..20_000 {
+        if bad
+            .send_message(Message::Text(event.clone().into()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+
+    let closed = bad.wait_closed(Duration::from_secs(30)).await;
+    assert!(closed.is_ok(), "the flooding connection stayed open");
+    assert!(
+        server.log().contains("too many events waiting"),
+        "the server did not record why it closed the connection"
+    );
+    assert_still_serving(&mut server, &mut good, lobby).await;
+}
