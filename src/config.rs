@@ -66,6 +66,16 @@ pub struct ServeArgs {
     )]
     pub allowed_origins: Vec<String>,
 
+    /// Addresses of reverse proxies whose X-Forwarded-For header names the real client,
+    /// comma-separated (e.g. 127.0.0.1). Per-address limits then apply to that client.
+    #[arg(
+        long,
+        env = "CONFAB_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "ADDRS"
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+
     /// PEM certificate chain; with --tls-key, serves HTTPS and WSS (TLS 1.2 and 1.3).
     #[arg(
         long,

@@ -82,6 +82,7 @@ pub async fn serve(
         io: io.clone(),
         origins: Arc::new(args.effective_origins()),
         secure_cookies: args.tls_cert.is_some(),
+        trusted_proxies: Arc::new(args.trusted_proxies.clone()),
     };
     let app = http::router(
         state,

@@ -220,6 +220,7 @@ async fn serve_help_lists_every_option_with_default() {
         ("--listen", "CONFAB_LISTEN", Some("127.0.0.1:8080")),
         ("--data-dir", "CONFAB_DATA_DIR", Some("./confab-data")),
         ("--allowed-origins", "CONFAB_ALLOWED_ORIGINS", None),
+        ("--trusted-proxies", "CONFAB_TRUSTED_PROXIES", None),
         ("--tls-cert", "CONFAB_TLS_CERT", None),
         ("--tls-key", "CONFAB_TLS_KEY", None),
         ("--allow-guests", "CONFAB_ALLOW_GUESTS", Some("true")),

@@ -8,13 +8,13 @@ use crate::core::ids::{MessageId, RoomId, UserId};
 use crate::core::model::Visibility;
 use crate::core::role::Role;
 use crate::service::{ClientAddr, HistoryQuery, RoomRef};
+use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use std::net::SocketAddr;
 
 type ApiResult = Result<Response, ApiError>;
 
@@ -32,14 +32,14 @@ pub struct RegisterBody {
 
 pub async fn register(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(client): Extension<ClientAddr>,
     ClientLang(lang): ClientLang,
     Json(body): Json<RegisterBody>,
 ) -> ApiResult {
     let login = state
         .service
         .register(
-            ClientAddr(Some(peer.ip())),
+            client,
             &body.username,
             &body.password,
             body.display_name.as_deref(),
@@ -59,13 +59,13 @@ pub struct LoginBody {
 
 pub async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(client): Extension<ClientAddr>,
     ClientLang(lang): ClientLang,
     Json(body): Json<LoginBody>,
 ) -> ApiResult {
     let login = state
         .service
-        .login(ClientAddr(Some(peer.ip())), &body.username, &body.password)
+        .login(client, &body.username, &body.password)
         .await
         .localized(lang)?;
     let response = axum::Json(&login).into_response();
@@ -80,13 +80,13 @@ pub struct GuestBody {
 
 pub async fn guest(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(client): Extension<ClientAddr>,
     ClientLang(lang): ClientLang,
     Json(body): Json<GuestBody>,
 ) -> ApiResult {
     let login = state
         .service
-        .guest_login(ClientAddr(Some(peer.ip())), body.nickname.as_deref())
+        .guest_login(client, body.nickname.as_deref())
         .await
         .localized(lang)?;
     let response = (StatusCode::CREATED, axum::Json(&login)).into_response();

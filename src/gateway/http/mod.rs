@@ -3,6 +3,7 @@
 
 mod api;
 pub mod auth;
+mod client;
 pub mod error;
 mod openapi;
 
@@ -28,6 +29,8 @@ pub struct AppState {
     pub origins: Arc<Vec<String>>,
     /// Whether cookies get the `Secure` attribute (HTTPS only).
     pub secure_cookies: bool,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Arc<Vec<std::net::IpAddr>>,
 }
 
 /// Content-Security-Policy for pages: scripts, styles and connections from this origin
@@ -95,6 +98,10 @@ pub fn router(
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::check_origin,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            client::resolve_client,
         ));
 
     let headers: [(HeaderName, &'static str); 4] = [

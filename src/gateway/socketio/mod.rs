@@ -13,14 +13,12 @@ use crate::core::i18n::{self, Lang, Notice};
 use crate::core::model::User;
 use crate::hub::ConnId;
 use crate::service::{ChatService, ClientAddr, Session};
-use axum::extract::ConnectInfo;
 use serde::Deserialize;
 use sink::SocketSink;
 use socketioxide::extract::{SocketRef, State, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::DisconnectReason;
 use socketioxide::{SocketIo, SocketIoBuilder};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -140,14 +138,15 @@ async fn authenticate(
     let addr = s
         .req_parts()
         .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+        .get::<ClientAddr>()
+        .copied()
+        .unwrap_or(ClientAddr(None));
 
     let token = handshake.token.clone().or_else(|| cookie_token(&s));
     let result: Result<(Session, Option<String>), ChatError> = match token {
         Some(token) => service.authenticate(&token).await.map(|s| (s, None)),
         None => service
-            .guest_login(ClientAddr(addr), handshake.nickname.as_deref())
+            .guest_login(addr, handshake.nickname.as_deref())
             .await
             .map(|login| (login.session, Some(login.token))),
     };
