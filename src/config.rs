@@ -98,7 +98,7 @@ pub struct ServeArgs {
     #[arg(long, env = "CONFAB_ALLOW_GUESTS", default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
     pub allow_guests: bool,
 
-    /// Longest message body, in characters.
+    /// Maximum message body length, in characters.
     #[arg(long, env = "CONFAB_MAX_MESSAGE_CHARS", default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..=100_000), value_name = "CHARS")]
     pub max_message_chars: u32,
 
@@ -174,7 +174,7 @@ pub struct ServeArgs {
     #[arg(long, env = "CONFAB_ARGON2_PASSES", default_value_t = 2, value_parser = clap::value_parser!(u32).range(2..), value_name = "PASSES")]
     pub argon2_passes: u32,
 
-    /// Longest wait on shutdown for connections and writes to finish, in seconds.
+    /// Maximum wait at shutdown for connections and writes to finish, in seconds.
     #[arg(
         long,
         env = "CONFAB_DRAIN_TIMEOUT_SECS",

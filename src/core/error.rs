@@ -143,7 +143,7 @@ impl ChatError {
         }
     }
 
-    /// Returns the stable code a client sees.
+    /// Returns the stable code a client receives.
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Rejected { code, .. } => *code,

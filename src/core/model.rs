@@ -33,7 +33,7 @@ impl User {
     }
 }
 
-/// Who may see and join a room.
+/// Visibility of a room: who may see and join it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Visibility {
@@ -83,7 +83,7 @@ pub struct Room {
     pub member_count: i64,
 }
 
-/// A room as one member sees it in their room list.
+/// A room as listed for one user, with that user's role.
 #[derive(Clone, Debug, Serialize)]
 pub struct RoomEntry {
     #[serde(flatten)]
@@ -105,7 +105,7 @@ pub struct Member {
     pub online: bool,
 }
 
-/// What a stored room entry records: a user's text or a system event.
+/// Kind of a stored room entry: a user's text or a system event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageKind {
@@ -175,7 +175,7 @@ impl Message {
     }
 }
 
-/// What the sender receives once the message is committed.
+/// Acknowledgement the sender receives once the message is committed.
 #[derive(Clone, Debug, Serialize)]
 pub struct SendAck {
     pub id: MessageId,

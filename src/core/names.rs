@@ -8,15 +8,15 @@ use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 /// Shortest username, in characters after NFKC normalisation.
 pub const USERNAME_MIN_CHARS: usize = 2;
-/// Longest username, in characters after NFKC normalisation.
+/// Maximum username length, in characters after NFKC normalisation.
 pub const USERNAME_MAX_CHARS: usize = 32;
-/// Longest display name (nickname), in characters.
+/// Maximum display name (nickname) length, in characters.
 pub const DISPLAY_NAME_MAX_CHARS: usize = 64;
-/// Longest room name, in characters.
+/// Maximum room name length, in characters.
 pub const ROOM_NAME_MAX_CHARS: usize = 64;
-/// Longest room topic, in characters.
+/// Maximum room topic length, in characters.
 pub const TOPIC_MAX_CHARS: usize = 300;
-/// Longest client message id, in bytes of printable ASCII.
+/// Maximum client message id length, in bytes of printable ASCII.
 pub const CLIENT_MSG_ID_MAX_BYTES: usize = 64;
 /// Shortest and longest password, in characters; no composition rules apply.
 pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
@@ -30,7 +30,7 @@ pub fn fold_key(name: &str) -> String {
 
 /// Reports whether a character renders as something a reader can see.
 pub fn is_visible(c: char) -> bool {
-    // Fillers that render blank even though their category says letter or symbol.
+    // Fillers that render blank even though their category is letter or symbol.
     const BLANK_LETTERS: [char; 6] = [
         '\u{115F}', '\u{1160}', '\u{3164}', '\u{FFA0}', '\u{2800}', '\u{180E}',
     ];

@@ -50,7 +50,7 @@ impl Role {
 
     /// Reports whether a member with this role may remove a member holding `target`.
     /// Moderators act only on roles below their own, so admins cannot kick each other
-    /// and nobody can kick the owner.
+    /// and no one can kick the owner.
     pub fn can_kick(self, target: Role) -> bool {
         self.is_moderator() && self.rank() > target.rank()
     }

@@ -51,7 +51,7 @@ impl Outbound {
     }
 }
 
-/// Why a sink did not take an event.
+/// Reason a sink did not take an event.
 #[derive(Debug, PartialEq, Eq)]
 pub enum SinkError {
     /// The connection's outbound queue is full.
@@ -101,7 +101,7 @@ pub struct Hub {
 
 impl Hub {
     /// Creates an empty hub. Presence lives only here, so a restarted node starts with
-    /// nobody online.
+    /// no user online.
     pub fn new(metrics: Arc<Metrics>) -> Self {
         Self {
             tables: RwLock::new(Tables::default()),
@@ -344,15 +344,6 @@ impl Hub {
                 .map(|c| c.sink.clone())
                 .collect()
         };
-        for sink in sinks {
-            sink.close(notice);
-        }
-    }
-
-    /// Closes every connection, for shutdown.
-    pub fn close_all(&self, notice: Notice) {
-        let sinks: Vec<Arc<dyn Sink>> =
-            self.read().conns.values().map(|c| c.sink.clone()).collect();
         for sink in sinks {
             sink.close(notice);
         }

@@ -12,18 +12,18 @@ use crate::store::{NewMessage, Page};
 use serde::Deserialize;
 use std::time::{Duration, Instant};
 
-/// Most messages in one history page.
+/// Maximum messages in one history page.
 pub const HISTORY_PAGE_MAX: i64 = 100;
 /// Page size when the client names none.
 pub const HISTORY_PAGE_DEFAULT: i64 = 50;
-/// Most rooms in one catch-up request.
+/// Maximum rooms in one catch-up request.
 pub const SYNC_ROOMS_MAX: usize = 500;
-/// Most messages in one catch-up reply, across all its rooms.
+/// Maximum messages in one catch-up reply, across all its rooms.
 pub const SYNC_MESSAGES_MAX: i64 = 500;
 /// Shortest gap between two forwarded typing events of one user in one room.
 const TYPING_INTERVAL: Duration = Duration::from_secs(2);
 
-/// Where a catch-up starts in one room.
+/// Starting point of a catch-up in one room.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SyncFrom {
     /// After the last `seq` seen: new messages only.
@@ -289,10 +289,11 @@ impl ChatService {
         })
     }
 
-    /// Returns what a reconnecting client missed, one page per room (`has_more` says to
-    /// ask again). From a `seq`, the page holds the messages stored after it; from a
-    /// revision, every message created, edited or deleted after it. A room the caller can
-    /// no longer read comes back empty with `gone` set.
+    /// Returns what a reconnecting client missed, one page per room; `has_more` marks a
+    /// room that needs another request. From a `seq`, the page contains the messages
+    /// stored after it. From a revision, it contains every message created, edited or
+    /// deleted after it. A room the caller can no longer read comes back empty with
+    /// `gone` set.
     pub async fn sync(
         &self,
         session: &Session,
@@ -349,7 +350,8 @@ impl ChatService {
         Ok(pages)
     }
 
-    /// Tells the room that the caller is typing, at most once per interval.
+    /// Announces to the room that the caller is typing, throttled to about one event per
+    /// interval for each user and room.
     pub async fn typing(&self, session: &Session, room_id: RoomId) -> ChatResult<()> {
         let key = (session.user_id(), room_id);
         {

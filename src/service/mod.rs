@@ -35,7 +35,7 @@ const READ_PER_SECOND: f64 = 20.0;
 /// Tunable rules, set from the command line or config file.
 #[derive(Clone, Debug)]
 pub struct ServiceConfig {
-    /// Longest message body, in characters.
+    /// Maximum message body length, in characters.
     pub max_message_chars: usize,
     /// Whether visitors may join public rooms under a nickname without registering.
     pub allow_guests: bool,
@@ -110,7 +110,7 @@ impl Session {
     }
 }
 
-/// Where a request came from, for per-address limits.
+/// Client address of a request, for per-address limits.
 #[derive(Clone, Copy, Debug)]
 pub struct ClientAddr(pub Option<IpAddr>);
 
@@ -124,7 +124,7 @@ pub struct Stats {
     pub messages_last_minute: u64,
 }
 
-/// What one housekeeping pass removed.
+/// Counts of what one housekeeping pass removed.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Housekeeping {
     pub expired_sessions: usize,
@@ -257,7 +257,7 @@ impl ChatService {
         }
     }
 
-    /// Checks that the store answers.
+    /// Checks that the store responds.
     pub async fn ready(&self) -> ChatResult<()> {
         self.store.ping().await
     }
@@ -279,7 +279,8 @@ impl ChatService {
     }
 
     /// Deletes expired sessions and closes their connections, deletes guest accounts
-    /// whose sessions are all gone, and forgets idle rate-limit buckets; run periodically.
+    /// whose sessions have all expired, and drops idle rate-limit buckets. Run it
+    /// periodically.
     pub async fn housekeeping(&self) -> ChatResult<Housekeeping> {
         self.send_limit.prune();
         self.auth_limit.prune();

@@ -1,4 +1,4 @@
-//! Durable state behind traits split by capability. The service sees only these traits,
+//! Durable state behind traits split by capability. The service uses only these traits,
 //! so a second backend (PostgreSQL) plugs in without touching it.
 //!
 //! Every write that must happen together (a message and its room's `seq`; a membership
@@ -235,7 +235,7 @@ pub trait MessageStore: Send + Sync {
 /// The whole store: every capability plus its life cycle.
 #[async_trait]
 pub trait Store: UserStore + SessionStore + RoomStore + MessageStore {
-    /// Checks that the store answers, for readiness probes.
+    /// Checks that the store responds, for readiness probes.
     async fn ping(&self) -> ChatResult<()>;
     /// Flushes and closes the store; later calls fail.
     async fn close(&self);

@@ -34,7 +34,8 @@ pub const USER_BY_KEY: &str = "SELECT id, username, display_name, kind, password
      FROM users WHERE username_key = $1";
 pub const SET_DISPLAY_NAME: &str = "UPDATE users SET display_name = $2 WHERE id = $1";
 pub const SET_PASSWORD_HASH: &str = "UPDATE users SET password_hash = $2 WHERE id = $1";
-/// Guests without a live session are gone for good: nobody holds their token. Their
+/// Guests without a live session can never sign in again, because no client has a
+/// valid token for them. Their
 /// messages stay, keeping `author_name`, with `author_id` set to NULL by the foreign key.
 pub const DELETE_ORPHAN_GUESTS: &str = "DELETE FROM users WHERE kind = 'guest' \
      AND created_at < $1 \

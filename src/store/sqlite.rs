@@ -1,6 +1,6 @@
 //! The embedded SQLite backend: one file in the data directory, WAL mode, one writer
-//! connection (SQLite allows one writer at a time anyway; a pool of one queues writers in
-//! Rust instead of spinning on `SQLITE_BUSY`) and a small pool of readers.
+//! connection and a small pool of readers. SQLite allows one writer at a time anyway, so a
+//! pool of one queues writers in Rust instead of spinning on `SQLITE_BUSY`.
 
 use super::sql;
 use super::*;
@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 use tracing::instrument;
 
-/// Reader connections; reads never wait for the writer in WAL mode.
+/// Reader connections. In WAL mode a read does not wait for the writer's transaction.
 const READERS: u32 = 4;
 /// How long a connection waits on a lock held by another process before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -128,6 +128,19 @@ fn message_from_row(row: &SqliteRow) -> Result<Message, sqlx::Error> {
         deleted_at: row.try_get("deleted_at")?,
         deleted_by: row.try_get::<Option<i64>, _>("deleted_by")?.map(UserId),
     })
+}
+
+/// Decodes up to `limit` message rows read with one extra row, which shows whether
+/// another page exists.
+fn page_of(rows: &[SqliteRow], limit: i64) -> ChatResult<(Vec<Message>, bool)> {
+    let has_more = rows.len() as i64 > limit;
+    let messages = rows
+        .iter()
+        .take(limit as usize)
+        .map(message_from_row)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(store_err)?;
+    Ok((messages, has_more))
 }
 
 /// Takes the next revision of a live message's room inside an open transaction; a deleted
@@ -735,14 +748,7 @@ impl MessageStore for SqliteStore {
             .fetch_all(&self.reader)
             .await
             .map_err(store_err)?;
-        let has_more = rows.len() as i64 > limit;
-        let messages = rows
-            .iter()
-            .take(limit as usize)
-            .map(message_from_row)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(store_err)?;
-        Ok((messages, has_more))
+        page_of(&rows, limit)
     }
 
     #[instrument(skip_all, err, fields(room_id = %room_id))]
@@ -762,7 +768,7 @@ impl MessageStore for SqliteStore {
         page: Page,
         limit: i64,
     ) -> ChatResult<(Vec<Message>, bool)> {
-        // One extra row tells whether another page exists.
+        // One extra row shows whether another page exists.
         let fetch = limit + 1;
         let rows = match page {
             Page::Latest => {
@@ -791,13 +797,7 @@ impl MessageStore for SqliteStore {
         }
         .map_err(store_err)?;
 
-        let has_more = rows.len() as i64 > limit;
-        let mut messages = rows
-            .iter()
-            .take(limit as usize)
-            .map(message_from_row)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(store_err)?;
+        let (mut messages, has_more) = page_of(&rows, limit)?;
         // Latest and Before pages were read newest first; pages go out oldest first.
         if !matches!(page, Page::After(_)) {
             messages.reverse();

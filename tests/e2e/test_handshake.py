@@ -1,4 +1,4 @@
-"""What a connection sees first, and handshakes of the wrong shape."""
+"""The first event a connection receives, and handshakes of the wrong shape."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-//! Who is calling: bearer tokens for programs, the session cookie for browsers, and the
+//! Caller identification: bearer tokens for programs, the session cookie for browsers, and the
 //! CSRF and Origin checks that cookie authentication needs.
 
 use super::AppState;

@@ -145,8 +145,8 @@ async fn api_not_found(ClientLang(lang): ClientLang, uri: Uri) -> ApiError {
     )
 }
 
-/// The page at `/` until the web client is served there: what this server is and where
-/// its APIs live, in the visitor's language.
+/// Serves the page at `/` until the web client replaces it: what this server is and
+/// where its APIs live, in the visitor's language.
 async fn index(ClientLang(lang): ClientLang) -> Html<String> {
     let (title, body) = match lang {
         Lang::En => (

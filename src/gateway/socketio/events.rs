@@ -124,7 +124,7 @@ impl<A: Adapter> FromMessageParts<A> for Arrival {
             });
         };
         let ticket = conn.next_ticket.fetch_add(1, Ordering::Relaxed);
-        // Each waiting event holds a task and its payload. A client that keeps this many
+        // Each waiting event keeps a task and its payload in memory. A client that keeps this many
         // waiting is sending faster than it can be served, so it is closed.
         let waiting = ticket.saturating_sub(*conn.turn.borrow());
         if waiting > EVENTS_WAITING_MAX && conn.closing.set(Notice::TooManyEvents).is_ok() {
@@ -161,7 +161,7 @@ async fn take_turn(conn: &Connection, ticket: u64) -> Turn<'_> {
 /// Most events of one connection waiting for their turn before it is closed.
 const EVENTS_WAITING_MAX: u64 = 1024;
 
-/// The refusal for an event on a connection the server is closing.
+/// Returns the error for an event on a connection the server is closing.
 fn closing_error(conn: &Connection) -> ChatError {
     match conn.closing.get() {
         Some(Notice::SessionEnded) => ChatError::new(

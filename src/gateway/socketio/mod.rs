@@ -40,7 +40,7 @@ pub struct SocketIoSettings {
     pub max_payload: u64,
 }
 
-/// What the handshake's `auth` object may carry.
+/// Fields the handshake's `auth` object may contain.
 #[derive(Debug, Default, Deserialize)]
 struct Handshake {
     token: Option<String>,
@@ -203,7 +203,7 @@ async fn on_connect(s: SocketRef, State(service): State<Arc<ChatService>>) {
         return;
     };
 
-    // Register with the hub, follow every room the user belongs to, then say hello.
+    // Register with the hub, follow every room the user belongs to, then send `session`.
     let sink = Arc::new(SocketSink::new(
         s.clone(),
         conn.compat.clone(),
@@ -282,7 +282,7 @@ pub(crate) struct ErrorPayload {
     pub message: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
-    /// Which value broke which rule, in English, for developers; absent for server faults.
+    /// Developer-facing English detail of the broken rule. Absent for server faults.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 ///
 /// The connection subscribes to its rooms before it sends the `session` event, so that
 /// nothing published in between is lost; events that arrive before `session` is sent are
-/// held here and follow it, which keeps `session` the first event a client sees.
+/// held here and follow it, which keeps `session` the first event a client receives.
 pub(super) struct SocketSink {
     socket: SocketRef,
     /// Whether lobby text also goes out as plain `message` strings.
@@ -127,7 +127,7 @@ impl Sink for SocketSink {
                     return;
                 }
             }
-            tracing::warn!(sid = %socket.id, "disconnect still refused; leaving it to the heartbeat");
+            tracing::warn!(sid = %socket.id, "disconnect still failed after retries; the heartbeat will close the connection");
         });
     }
 }
