@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Run the web client's end-to-end tests in headless Chromium (tests/browser).
+#
+# Installs what is missing: Debian's chromium and a CJK font (apt-get, as root) and
+# playwright-core from tests/browser/package-lock.json (npm ci). Builds confab when
+# CONFAB_BIN is unset. Each test file starts its own servers on free loopback ports with
+# temporary data directories. Screenshots go to artifacts/browser/, which git ignores.
+#
+# Arguments are passed to `node --test`, e.g. `scripts/test-browser.sh tests/browser/chat.test.js`.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+
+chromium_bin="${CHROMIUM_BIN:-/usr/bin/chromium}"
+if [[ ! -x "$chromium_bin" ]] || ! fc-list 2>/dev/null | grep -qi "wenquanyi\|noto sans cjk"; then
+    echo "==> installing chromium and a CJK font with apt-get"
+    if [[ "$(id -u)" -ne 0 ]]; then
+        echo "error: $chromium_bin or a CJK font is missing; run as root or install chromium and fonts-wqy-microhei" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null
+fi
+
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "==> installing nodejs and npm with apt-get"
+    if [[ "$(id -u)" -ne 0 ]]; then
+        echo "error: node and npm are missing; install nodejs (18 or newer) and npm" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq nodejs npm >/dev/null
+fi
+
+if [[ ! -d tests/browser/node_modules/playwright-core ]]; then
+    echo "==> npm ci in tests/browser"
+    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+if [[ -z "${CONFAB_BIN:-}" ]]; then
+    echo "==> cargo build"
+    cargo build
+    target_dir="${CARGO_TARGET_DIR:-target}"
+    CONFAB_BIN="$(cd "$target_dir" && pwd)/debug/confab"
+fi
+export CONFAB_BIN CHROMIUM_BIN="$chromium_bin"
+export BROWSER_ARTIFACTS="${BROWSER_ARTIFACTS:-$repo_root/artifacts/browser}"
+
+if [[ $# -eq 0 ]]; then
+    set -- tests/browser/*.test.js
+fi
+echo "==> node --test ($*), screenshots in $BROWSER_ARTIFACTS"
+node --test --test-concurrency=1 --test-reporter=spec "$@"
