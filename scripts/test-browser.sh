@@ -27,12 +27,18 @@ fi
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     echo "==> installing nodejs and npm with apt-get"
     if [[ "$(id -u)" -ne 0 ]]; then
-        echo "error: node and npm are missing; install nodejs (18 or newer) and npm" >&2
+        echo "error: node and npm are missing; install nodejs (20.10 or newer) and npm" >&2
         exit 1
     fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq nodejs npm >/dev/null
+fi
+# --test-concurrency needs node 20.10 or newer.
+node_version="$(node -p 'process.versions.node')"
+if ! node -e 'const [major, minor] = process.versions.node.split(".").map(Number); process.exit(major > 20 || (major === 20 && minor >= 10) ? 0 : 1)'; then
+    echo "error: node $node_version is too old for the browser tests; install node 20.10 or newer" >&2
+    exit 1
 fi
 
 if [[ ! -d tests/browser/node_modules/playwright-core ]]; then

@@ -26,7 +26,7 @@ export function storeToken(token) {
 
 /**
  * Calls the REST API and returns the decoded JSON body (null for 204). Fails with an
- * ApiError whose code is the server's error code, or `network` when no answer came.
+ * ApiError whose code is the server's error code, or `network` when no response came.
  * @param {string} method @param {string} path
  * @param {{ json?: unknown, body?: Blob, contentType?: string }} [options]
  */
@@ -44,12 +44,14 @@ export async function api(method, path, options = {}) {
     headers['Content-Type'] = options.contentType || 'application/octet-stream';
     body = options.body;
   }
+
   let response;
   try {
     response = await fetch(`/api/v1${path}`, { method, headers, body, credentials: 'omit' });
   } catch {
     throw new ApiError('network', 0);
   }
+
   if (response.status === 204) return null;
   const text = await response.text();
   let data = null;

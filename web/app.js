@@ -7,7 +7,7 @@ import { startChat } from './chat.js';
 
 const root = /** @type {HTMLElement} */ (document.getElementById('app'));
 
-/** The language switch shown on every screen. */
+/** Builds the language switch shown on every screen. */
 export function languageSwitch() {
   const select = el('select', { className: 'lang-switch', 'aria-label': t('lang.switch') }, [
     el('option', { value: 'zh-CN' }, ['简体中文']),
@@ -18,7 +18,7 @@ export function languageSwitch() {
   return select;
 }
 
-/** Which tab of the sign-in screen is shown; kept across language changes. */
+/** Tab of the sign-in screen on display, kept across language changes. */
 let authTab = 'login';
 /** The last sign-in error code, kept so a language change re-translates it. */
 let authError = '';

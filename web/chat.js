@@ -2,14 +2,15 @@
 //
 // Messages are kept per room by id and shown in `seq` order, so a message that arrives
 // twice (live and in a catch-up page) is shown once. After every (re)connect the client
-// catches up on the rooms it holds with `sync` by room revision, which also brings edits
-// and recalls made while it was away (docs/protocol.md, "Reconnecting").
+// catches up on the rooms it has loaded with `sync` by room revision, which also brings
+// edits and recalls made while it was away (docs/protocol.md, "Reconnecting").
 
 import { api, storedToken } from './api.js';
 import { languageSwitch } from './app.js';
-import { el, fill, linkify, nameNode } from './dom.js';
+import { el, fill, nameNode } from './dom.js';
+import { messageItem, pendingItem, textWithName } from './message-view.js';
 import { openCreateRoom, openProfile } from './dialogs.js';
-import { errorText, formatFullTime, formatTime, onLangChange, t } from './i18n.js';
+import { errorText, onLangChange, t } from './i18n.js';
 import { Socket } from './socket.js';
 
 const HISTORY_PAGE = 50;
@@ -34,7 +35,7 @@ const ROOM_LIST_REFRESH_MS = 60_000;
  *   typing: Map<number, { name: string, until: number }> }} RoomState
  */
 
-/** Everything the chat screen knows; rebuilt on each sign-in. */
+/** State of the chat screen, reset on each sign-in. */
 const state = {
   /** @type {any} */ me: null,
   /** @type {Map<number, RoomState>} */ rooms: new Map(),
@@ -111,15 +112,18 @@ onLangChange(() => {
 function buildLayout(/** @type {HTMLElement} */ root) {
   ui = {};
   ui.root = root;
+
   ui.banner = el('div', { className: 'banner', role: 'status', hidden: true });
   ui.profileButton = el('button', { type: 'button', className: 'profile-button', onclick: () => openProfile(state.me, profileActions) });
   ui.roomList = el('nav', { className: 'sidebar', 'aria-label': t('rooms.heading') });
   ui.chatHeader = el('header', { className: 'chat-header' });
+
   ui.log = el('div', { className: 'log', role: 'log', 'aria-live': 'polite', tabindex: 0 });
   ui.log.addEventListener('scroll', onLogScroll);
   ui.typing = el('div', { className: 'typing', 'aria-live': 'polite' });
   ui.alert = el('p', { className: 'error', role: 'alert' });
   ui.editNote = el('div', { className: 'edit-note', hidden: true });
+
   ui.composer = /** @type {HTMLTextAreaElement} */ (el('textarea', {
     id: 'composer', rows: 1, maxLength: 4000, 'aria-describedby': 'composer-hint',
   }));
@@ -133,6 +137,7 @@ function buildLayout(/** @type {HTMLElement} */ root) {
     event.preventDefault();
     submitComposer();
   });
+
   ui.members = el('aside', { className: 'members', hidden: true });
   ui.chat = el('section', { className: 'chat' }, [
     ui.chatHeader, ui.log, ui.typing, ui.alert, ui.editNote, ui.form,
@@ -202,8 +207,8 @@ async function onSession(/** @type {any} */ session) {
   await refreshRoomList();
   setConnection('online');
 
-  const held = [...state.rooms.values()].filter((room) => room.loaded);
-  await catchUp(held);
+  const loadedRooms = [...state.rooms.values()].filter((room) => room.loaded);
+  await catchUp(loadedRooms);
   if (state.currentId === null || !state.rooms.has(state.currentId)) {
     state.currentId = null;
     const first = state.rooms.has(session.lobby_id) ? session.lobby_id : [...state.rooms.keys()][0];
@@ -706,10 +711,19 @@ function renderMessages(/** @type {{ stick?: boolean }} */ options = {}) {
   }
   const stick = options.stick || isAtBottom();
   const messages = [...room.messages.values()].sort((a, b) => a.seq - b.seq);
-  const items = messages.map(renderMessage);
+  const role = room.entry.role;
+  /** @type {import('./message-view.js').MessageView} */
+  const view = {
+    meId: state.me?.id ?? null,
+    canModerate: role === 'owner' || role === 'admin',
+    nameOf: (userId) => nameOf(room, userId),
+    onEdit: startEdit,
+    onRecall: recall,
+  };
+  const items = messages.map((message) => messageItem(message, view));
   for (const [clientId, pending] of room.pending) {
     if (pending.ackId !== null && room.messages.has(pending.ackId)) continue;
-    items.push(renderPending(room, clientId, pending));
+    items.push(pendingItem(state.me, clientId, pending, () => sendPending(room, clientId)));
   }
   const start = el('p', { className: 'log-start muted' }, [
     room.loaded && !room.hasOlder ? t('chat.beginning') : room.loading ? t('chat.loading_older') : '',
@@ -719,92 +733,20 @@ function renderMessages(/** @type {{ stick?: boolean }} */ options = {}) {
   renderTyping();
 }
 
-/** @param {Message} message */
-function renderMessage(message) {
-  const own = message.author_id !== null && message.author_id === state.me?.id;
-  const author = nameNode(message.author_name || t('msg.deleted_user'));
-  const time = el('time', {
-    datetime: new Date(message.created_at).toISOString(),
-    title: formatFullTime(message.created_at),
-  }, [formatTime(message.created_at)]);
-
-  if (message.kind !== 'text' || message.deleted_at !== null) {
-    return el('li', { className: 'msg system', 'data-id': message.id, 'data-seq': message.seq }, [
-      el('span', { className: 'system-text' }, systemText(message)),
-      time,
-    ]);
-  }
-
-  const room = state.rooms.get(message.room_id);
-  const role = room?.entry.role;
-  const canRecall = own || role === 'owner' || role === 'admin';
-  const actions = el('div', { className: 'actions' }, [
-    own ? el('button', { type: 'button', className: 'small', onclick: () => startEdit(message) }, [t('msg.edit')]) : null,
-    canRecall ? el('button', { type: 'button', className: 'small', onclick: () => recall(message) }, [t('msg.recall')]) : null,
-  ]);
-  return el('li', { className: own ? 'msg own' : 'msg', 'data-id': message.id, 'data-seq': message.seq }, [
-    el('img', {
-      className: 'avatar', alt: '', loading: 'lazy',
-      src: message.author_id !== null ? `/api/v1/users/${message.author_id}/avatar` : '/assets/icon.svg',
-    }),
-    el('div', { className: 'bubble' }, [
-      el('div', { className: 'meta' }, [
-        author, time,
-        message.edited_at !== null ? el('span', { className: 'edited muted' }, [t('msg.edited')]) : null,
-        actions.childElementCount ? actions : null,
-      ]),
-      el('div', { className: 'text' }, [linkify(message.body)]),
-    ]),
-  ]);
-}
-
-/** @param {RoomState} room @param {string} clientId @param {Pending} pending */
-function renderPending(room, clientId, pending) {
-  const status = pending.error
-    ? el('span', { className: 'status failed', role: 'alert' }, [
-      t('msg.failed', { reason: errorText(pending.error) }),
-      ' ',
-      el('button', { type: 'button', className: 'small', onclick: () => sendPending(room, clientId) }, [t('msg.retry')]),
-    ])
-    : el('span', { className: 'status muted' }, [t('msg.sending')]);
-  return el('li', { className: pending.error ? 'msg own pending failed' : 'msg own pending', 'data-client-id': clientId }, [
-    el('img', { className: 'avatar', alt: '', src: state.me?.avatar_url ?? '/assets/icon.svg' }),
-    el('div', { className: 'bubble' }, [
-      el('div', { className: 'meta' }, [nameNode(state.me?.display_name ?? ''), status]),
-      el('div', { className: 'text' }, [linkify(pending.body)]),
-    ]),
-  ]);
-}
-
 /**
- * Builds the sentence for a system event or recall, with names as isolated nodes.
- * @param {Message} message @returns {Node[]}
+ * Finds a user's display name among the room's messages and members, for notices that
+ * name someone other than the author (an admin who recalled a message).
+ * @param {RoomState} room @param {number | null} userId @returns {string | null}
  */
-function systemText(message) {
-  const name = message.author_name || t('msg.deleted_user');
-  /** @type {Record<string, Node>} */
-  const parts = { name: nameNode(name), target: nameNode(message.target_name ?? ''), topic: el('bdi', {}, [message.body]) };
-  let key = `msg.${message.kind}`;
-  if (message.deleted_at !== null) {
-    key = 'msg.recalled';
-    const room = state.rooms.get(message.room_id);
-    const remover = message.deleted_by === message.author_id ? name
-      : (room && [...room.messages.values()].find((m) => m.author_id === message.deleted_by)?.author_name) || name;
-    parts.name = nameNode(remover);
-  } else if (message.kind === 'topic' && !message.body) {
-    key = 'msg.topic_cleared';
+function nameOf(room, userId) {
+  if (userId === null) return null;
+  if (userId === state.me?.id) return state.me.display_name;
+  const member = state.members.find((m) => m.user.id === userId);
+  if (member) return member.user.display_name;
+  for (const message of room.messages.values()) {
+    if (message.author_id === userId) return message.author_name;
   }
-  const template = t(key);
-  /** @type {Node[]} */
-  const nodes = [];
-  let last = 0;
-  for (const match of template.matchAll(/\{(\w+)\}/g)) {
-    nodes.push(document.createTextNode(template.slice(last, match.index)));
-    nodes.push(parts[match[1]] ?? document.createTextNode(match[0]));
-    last = (match.index ?? 0) + match[0].length;
-  }
-  nodes.push(document.createTextNode(template.slice(last)));
-  return nodes;
+  return null;
 }
 
 function renderTyping() {
@@ -818,12 +760,6 @@ function renderTyping() {
   if (names.length === 0) ui.typing.replaceChildren();
   else if (names.length === 1) ui.typing.replaceChildren(...textWithName('chat.typing_one', names[0]));
   else ui.typing.replaceChildren(t('chat.typing_many', { count: names.length }));
-}
-
-/** @param {string} key @param {string} name @returns {Node[]} */
-function textWithName(key, name) {
-  const [before, after] = t(key).split('{name}');
-  return [document.createTextNode(before ?? ''), nameNode(name), document.createTextNode(after ?? '')];
 }
 
 function renderComposerMode() {

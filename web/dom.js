@@ -37,7 +37,7 @@ export function el(tag, props = {}, children = []) {
 
 const ATTRIBUTES = new Set(['role', 'for', 'datetime', 'autocomplete', 'tabindex', 'dir']);
 
-/** A user's name isolated from the surrounding text, so bidi controls cannot reorder it. */
+/** Wraps a user's name in `<bdi>`, so bidi controls inside cannot reorder the text around it. */
 export function nameNode(/** @type {string} */ name) {
   return el('bdi', { className: 'name' }, [name]);
 }

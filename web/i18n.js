@@ -63,6 +63,7 @@ const TABLES = {
     'msg.failed': 'Not sent: {reason}',
     'msg.retry': 'Retry',
     'msg.recalled': '{name} recalled a message',
+    'msg.recalled_unnamed': 'A message was recalled',
     'msg.join': '{name} joined the room',
     'msg.leave': '{name} left the room',
     'msg.kick': '{target} was removed by {name}',
@@ -150,6 +151,7 @@ const TABLES = {
     'msg.failed': '未发送：{reason}',
     'msg.retry': '重试',
     'msg.recalled': '{name} 撤回了一条消息',
+    'msg.recalled_unnamed': '一条消息已被撤回',
     'msg.join': '{name} 加入了房间',
     'msg.leave': '{name} 离开了房间',
     'msg.kick': '{target} 被 {name} 移出了房间',
@@ -222,7 +224,7 @@ const ERRORS = {
     already_member: 'That user is already a member.',
     message_deleted: 'The message was recalled.',
     rate_limited: 'Too many requests. Wait a moment and try again.',
-    shutting_down: 'The server is restarting. Try again shortly.',
+    shutting_down: 'The server is shutting down. Try again shortly.',
     store_unavailable: 'The server cannot save right now. Try again.',
     internal: 'The server had a problem. Try again.',
     timeout: 'The server did not answer in time.',
@@ -266,7 +268,7 @@ const ERRORS = {
     already_member: '该用户已经是成员。',
     message_deleted: '该消息已被撤回。',
     rate_limited: '请求过于频繁，请稍后再试。',
-    shutting_down: '服务器正在重启，请稍后再试。',
+    shutting_down: '服务器正在关闭，请稍后再试。',
     store_unavailable: '服务器暂时无法保存，请重试。',
     internal: '服务器出现问题，请重试。',
     timeout: '服务器未及时响应。',
@@ -350,20 +352,6 @@ export function formatTime(/** @type {number} */ millis) {
 /** Full date and time for a tooltip. @param {number} millis */
 export function formatFullTime(millis) {
   return new Intl.DateTimeFormat(current, { dateStyle: 'full', timeStyle: 'medium' }).format(new Date(millis));
-}
-
-/** Replaces the text of every element marked `data-i18n` (and its label attributes). */
-export function translateStatic(/** @type {ParentNode} */ root = document) {
-  for (const node of root.querySelectorAll('[data-i18n]')) {
-    node.textContent = t(/** @type {string} */ (node.getAttribute('data-i18n')));
-  }
-  for (const node of root.querySelectorAll('[data-i18n-label]')) {
-    node.setAttribute('aria-label', t(/** @type {string} */ (node.getAttribute('data-i18n-label'))));
-  }
-  for (const node of root.querySelectorAll('[data-i18n-placeholder]')) {
-    node.setAttribute('placeholder', t(/** @type {string} */ (node.getAttribute('data-i18n-placeholder'))));
-  }
-  document.title = t('app.title');
 }
 
 document.documentElement.lang = current;

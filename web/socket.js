@@ -2,7 +2,7 @@
 // It speaks the packets Confab uses: the Engine.IO open, ping/pong and close packets,
 // and the Socket.IO CONNECT, CONNECT_ERROR, DISCONNECT, EVENT and ACK packets of the
 // main namespace. Binary packets and other namespaces are not supported.
-// docs/architecture.md says why the client does not vendor socket.io-client.
+// docs/architecture.md explains why the client does not vendor socket.io-client.
 
 const EIO_OPEN = '0';
 const EIO_CLOSE = '1';
@@ -151,7 +151,7 @@ export class Socket {
 
   /**
    * Emits an event and resolves with its acknowledgement. Never rejects: a lost
-   * connection or a missing answer resolve as `disconnected` or `timeout` errors.
+   * connection or a missing reply resolve as `disconnected` or `timeout` errors.
    * @param {string} event @param {any} [data] @returns {Promise<AckReply>}
    */
   request(event, data) {
@@ -175,7 +175,7 @@ export class Socket {
     if (this.connected) this.send(SIO_EVENT + JSON.stringify([event, data]));
   }
 
-  /** A missed ping means the connection is dead even if the socket has not noticed. */
+  /** Closes the socket when no ping arrives in time, because a dead peer may leave it open. */
   armPingDeadline() {
     clearTimeout(this.pingTimer);
     const ws = this.ws;

@@ -44,6 +44,10 @@ test('zh-CN locale shows Chinese screens', async () => {
   await screenshot(page, 'chat-desktop-zh-CN');
   await page.locator('.members button', { hasText: '关闭' }).click();
 
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await screenshot(page, 'chat-desktop-zh-CN-dark');
+  await page.emulateMedia({ colorScheme: 'light' });
+
   await page.setViewportSize({ width: 390, height: 844 });
   await screenshot(page, 'chat-phone-zh-CN');
   await page.getByRole('button', { name: '返回房间列表' }).click();

@@ -29,7 +29,7 @@ test('server restart: page reconnects and catches up once', async () => {
   const early = await server.api('POST', `/rooms/${lobby.id}/messages`, { body: 'to be edited' }, writer.token);
   await page.locator('.msg .text', { hasText: 'to be edited' }).waitFor();
 
-  // Stop the server. The page must notice and say so.
+  // Stop the server. The page must notice and show the banner.
   await server.stop();
   await page.locator('.banner', { hasText: 'Connection lost. Reconnecting…' }).waitFor();
 

@@ -87,12 +87,6 @@ export class Server {
     clearTimeout(timer);
   }
 
-  /** Starts the same data directory again on the same port. */
-  async restart() {
-    await this.stop();
-    await this.spawn();
-  }
-
   async close() {
     await this.stop();
     if (this.ownsDataDir) rmSync(this.dataDir, { recursive: true, force: true });

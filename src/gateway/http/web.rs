@@ -56,7 +56,7 @@ fn serve_file(path: &str, request_headers: &HeaderMap) -> Response {
     response
 }
 
-/// Whether `If-None-Match` lists `etag` (or `*`), so the browser's copy is current.
+/// Checks whether `If-None-Match` lists `etag` (or `*`), so the browser's copy is current.
 fn if_none_match_hits(headers: &HeaderMap, etag: &HeaderValue) -> bool {
     let Some(value) = headers
         .get(header::IF_NONE_MATCH)
@@ -126,7 +126,15 @@ mod tests {
 
     #[test]
     fn every_client_file_is_embedded() {
-        for name in ["index.html", "app.js", "i18n.js", "socket.js", "style.css"] {
+        for name in [
+            "index.html",
+            "app.js",
+            "chat.js",
+            "message-view.js",
+            "i18n.js",
+            "socket.js",
+            "style.css",
+        ] {
             assert!(WebFiles::get(name).is_some(), "{name} is not embedded");
         }
     }
