@@ -88,7 +88,8 @@ export function startChat(root, onSignedOut) {
     if (notice.code === 'session_ended') signOut('session_ended');
   });
   socket.on('connect_error', (error) => {
-    if (error.message === 'unauthenticated') signOut('unauthenticated');
+    // The socket stops after a refusal that retrying cannot fix, such as an expired token.
+    if (socket.stopped) signOut(error.message);
   });
   socket.on('disconnect', () => setConnection('reconnecting'));
   socket.on('reconnecting', () => setConnection('reconnecting'));
@@ -118,7 +119,10 @@ function buildLayout(/** @type {HTMLElement} */ root) {
   ui.roomList = el('nav', { className: 'sidebar', 'aria-label': t('rooms.heading') });
   ui.chatHeader = el('header', { className: 'chat-header' });
 
-  ui.log = el('div', { className: 'log', role: 'log', 'aria-live': 'polite', tabindex: 0 });
+  // The log is redrawn whole, so it is not a live region: `announcer` reads out each new
+  // message from someone else instead.
+  ui.log = el('div', { className: 'log', tabindex: 0 });
+  ui.announcer = el('div', { className: 'visually-hidden', 'aria-live': 'polite' });
   ui.log.addEventListener('scroll', onLogScroll);
   ui.typing = el('div', { className: 'typing', 'aria-live': 'polite' });
   ui.alert = el('p', { className: 'error', role: 'alert' });
@@ -140,7 +144,7 @@ function buildLayout(/** @type {HTMLElement} */ root) {
 
   ui.members = el('aside', { className: 'members', hidden: true });
   ui.chat = el('section', { className: 'chat' }, [
-    ui.chatHeader, ui.log, ui.typing, ui.alert, ui.editNote, ui.form,
+    ui.chatHeader, ui.log, ui.announcer, ui.typing, ui.alert, ui.editNote, ui.form,
   ]);
   ui.topbar = el('header', { className: 'topbar' });
   root.replaceChildren(
@@ -157,6 +161,7 @@ function buildLayout(/** @type {HTMLElement} */ root) {
 function rebuild() {
   document.title = t('app.title');
   ui.roomList.setAttribute('aria-label', t('rooms.heading'));
+  ui.log.setAttribute('aria-label', t('chat.messages'));
   ui.topbar.replaceChildren(
     el('h1', {}, [t('app.title')]),
     languageSwitch(),
@@ -497,10 +502,14 @@ function applyLive(message) {
   const room = state.rooms.get(message.room_id);
   if (!room) return;
   const atBottom = isAtBottom();
+  const known = room.messages.has(message.id);
   applyMessage(room, message);
   room.typing.delete(message.author_id ?? -1);
   if (message.room_id === state.currentId) {
     renderMessages({ stick: atBottom || message.author_id === state.me?.id });
+    if (!known && message.kind === 'text' && message.author_id !== state.me?.id) {
+      ui.announcer.textContent = t('chat.new_message', { name: message.author_name, body: message.body });
+    }
     if (document.visibilityState === 'visible') markCurrentRead();
   } else {
     renderRoomList();

@@ -33,6 +33,7 @@ const TABLES = {
     'rooms.join': 'Join',
     'rooms.unread': '{count} unread',
     'rooms.members_count': '{count} members',
+    'rooms.members_count_one': '{count} member',
     'create.heading': 'Create a room',
     'create.name': 'Room name',
     'create.topic': 'Topic (optional)',
@@ -45,6 +46,8 @@ const TABLES = {
     'chat.empty': 'Choose a room to start chatting.',
     'chat.back': 'Back to rooms',
     'chat.online': '{count} online',
+    'chat.messages': 'Messages',
+    'chat.new_message': '{name}: {body}',
     'chat.members': 'Members',
     'chat.leave': 'Leave room',
     'chat.loading_older': 'Loading earlier messages…',
@@ -133,6 +136,8 @@ const TABLES = {
     'chat.empty': '选择一个房间开始聊天。',
     'chat.back': '返回房间列表',
     'chat.online': '{count} 人在线',
+    'chat.messages': '消息',
+    'chat.new_message': '{name}：{body}',
     'chat.members': '成员',
     'chat.leave': '退出房间',
     'chat.loading_older': '正在加载更早的消息…',
@@ -315,11 +320,16 @@ export function onLangChange(listener) {
 
 /**
  * Translates `key`, replacing `{name}` placeholders with `params`. Numbers in params are
- * formatted for the language.
+ * formatted for the language. When `params.count` is a number whose plural category
+ * (Intl.PluralRules) is "one" and the table has `key_one`, that entry is used.
  * @param {string} key
  * @param {Record<string, string | number>} [params]
  */
 export function t(key, params = {}) {
+  if (typeof params.count === 'number' && new Intl.PluralRules(current).select(params.count) === 'one') {
+    const singular = TABLES[current][`${key}_one`];
+    if (singular !== undefined) key = `${key}_one`;
+  }
   const template = TABLES[current][key] ?? TABLES.en[key] ?? key;
   return template.replace(/\{(\w+)\}/g, (_, name) => {
     const value = params[name];
