@@ -79,7 +79,11 @@ export function startChat(root, onSignedOut) {
   socket.on('message:new', (message) => applyLive(message));
   socket.on('message:edited', (message) => applyLive(message));
   socket.on('message:deleted', onDeleted);
-  socket.on('room:added', (room) => upsertRoom(room));
+  socket.on('room:added', (room) => {
+    upsertRoom(room);
+    // `room:added` carries a Room, without the peer that names a direct room.
+    if (room.visibility === 'direct') refreshRoomList();
+  });
   socket.on('room:updated', (room) => upsertRoom(room));
   socket.on('room:removed', onRemoved);
   socket.on('typing', onTyping);
@@ -826,7 +830,7 @@ function renderMembers() {
       el('span', { className: 'role muted' }, [t(`role.${member.role}`)]),
       el('span', { className: 'presence' }, [member.online ? t('members.online') : t('members.offline')]),
       member.user.id !== state.me?.id && member.user.kind === 'registered' && state.me?.kind === 'registered'
-        ? el('button', { type: 'button', className: 'small', onclick: () => openDirect(member.user.id) }, [t('rooms.direct')])
+        ? el('button', { type: 'button', className: 'small', onclick: () => openDirect(member.user.id) }, [t('members.direct')])
         : null,
     ]))),
   );

@@ -72,6 +72,27 @@ test('typing indicator and online members are shown', async () => {
   await alice.page.locator('.members button', { hasText: 'Close' }).click();
 });
 
+test('direct message reaches the peer', async () => {
+  await alice.page.locator('.online-button').click();
+  await alice.page.locator('.members .member', { hasText: 'Bob' }).getByRole('button', { name: 'Message' }).click();
+  await alice.page.locator('.chat-header h2', { hasText: 'Bob' }).waitFor();
+  await sendInPage(alice.page, 'just between us');
+
+  // Bob's list names the direct room after Alice, and he reads the message there.
+  const direct = bob.page.locator('.rooms.direct .room-link', { hasText: 'Alice' });
+  await direct.locator('.badge').waitFor();
+  await direct.click();
+  await bob.page.locator('.msg .text', { hasText: 'just between us' }).waitFor();
+  assert.deepEqual(await shownTexts(bob.page), ['just between us']);
+
+  await alice.page.locator('.room-link', { hasText: '#team' }).click();
+  await bob.page.locator('.room-link', { hasText: '#team' }).click();
+  await alice.page.locator('.chat-header h2', { hasText: '#team' }).waitFor();
+  await bob.page.locator('.chat-header h2', { hasText: '#team' }).waitFor();
+  // The member list stays open across rooms until closed.
+  await alice.page.locator('.members button', { hasText: 'Close' }).click();
+});
+
 test('edit and recall show for the other user', async () => {
   const ownMessage = alice.page.locator('.msg.own', { hasText: 'alice says 2' });
   await ownMessage.hover();
