@@ -325,7 +325,7 @@ function dropRoom(/** @type {number} */ id) {
   renderRoomList();
 }
 
-/** The name shown for a room: the peer's display name for direct rooms. */
+/** Returns the name shown for a room: the peer's display name for direct rooms. */
 function roomTitle(/** @type {any} */ entry) {
   if (entry.visibility === 'direct') return entry.peer?.display_name ?? entry.name;
   return `#${entry.name}`;
@@ -712,7 +712,14 @@ function renderChatHeader() {
 
 function renderLoadingMarker(/** @type {RoomState} */ room) {
   const marker = ui.log.querySelector('.log-start');
-  if (marker) marker.textContent = room.loading ? t('chat.loading_older') : room.hasOlder ? '' : t('chat.beginning');
+  if (marker) marker.textContent = logStartText(room);
+}
+
+/** Returns the line above the oldest message: loading, the room's beginning, or nothing. */
+function logStartText(/** @type {RoomState} */ room) {
+  if (room.loading) return t('chat.loading_older');
+  if (room.loaded && !room.hasOlder) return t('chat.beginning');
+  return '';
 }
 
 /** Redraws the current room's messages. `stick` keeps the view at the newest message. */
@@ -739,7 +746,7 @@ function renderMessages(/** @type {{ stick?: boolean }} */ options = {}) {
     items.push(pendingItem(state.me, clientId, pending, () => sendPending(room, clientId)));
   }
   const start = el('p', { className: 'log-start muted' }, [
-    room.loaded && !room.hasOlder ? t('chat.beginning') : room.loading ? t('chat.loading_older') : '',
+    logStartText(room),
   ]);
   ui.log.replaceChildren(start, el('ol', { className: 'messages' }, items));
   if (stick) ui.log.scrollTop = ui.log.scrollHeight;

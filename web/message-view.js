@@ -5,7 +5,7 @@ import { el, linkify, nameNode } from './dom.js';
 import { errorText, formatFullTime, formatTime, t } from './i18n.js';
 
 /**
- * What a message element needs from the chat screen.
+ * Context of a message element: the reader, their rights in the room, and callbacks.
  * @typedef {{ meId: number | null, canModerate: boolean,
  *   nameOf: (userId: number | null) => string | null,
  *   onEdit: (message: import('./chat.js').Message) => void,

@@ -56,7 +56,7 @@ test('two users join a room and see messages in order', async () => {
 
 test('typing indicator and online members are shown', async () => {
   // Typing is forwarded at most once per 2 s per user, and Bob typed moments ago, so
-  // he keeps typing, as a person would, until Alice sees the hint.
+  // he keeps typing, as a person would, until the hint shows on Alice's page.
   const hint = alice.page.locator('.typing', { hasText: 'Bob is typing…' });
   for (let key = 0; key < 20 && !(await hint.isVisible()); key++) {
     await bob.page.locator('.composer textarea').press('x');

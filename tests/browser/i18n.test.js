@@ -28,7 +28,7 @@ test('zh-CN locale shows Chinese screens', async () => {
   await page.getByRole('tab', { name: '注册' }).waitFor();
   await screenshot(page, 'sign-in-desktop-zh-CN');
 
-  // A wrong password is answered in Chinese.
+  // The wrong-password error shows in Chinese.
   await page.locator('#field-username').fill('nobody');
   await page.locator('#field-password').fill(PASSWORD);
   await page.locator('#auth-form button[type=submit]').click();

@@ -59,7 +59,7 @@ test('profile edits name avatar and password', async () => {
   await page.locator('dialog .status', { hasText: 'Password changed.' }).waitFor();
   await screenshot(page, 'profile-saved-desktop-en');
 
-  // The password change ended the other session: that page is back at sign-in and says why.
+  // The password change ended the other session: that page is back at sign-in and shows the reason.
   await other.page.locator('#auth-form .error', { hasText: 'Your session has ended. Please sign in again.' }).waitFor();
 
   await page.getByRole('button', { name: 'Log out' }).click();
