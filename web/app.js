@@ -33,8 +33,19 @@ function renderAuth() {
       id: `tab-${name}`,
       'aria-selected': String(name === authTab),
       'aria-controls': 'auth-form',
+      // Roving tabindex: Tab reaches the selected tab, the arrow keys move between tabs.
+      tabindex: name === authTab ? 0 : -1,
       onclick: () => { authTab = name; authError = ''; renderAuth(); },
     }, [t(`auth.tab.${name}`)])));
+  tabList.addEventListener('keydown', (event) => {
+    const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+    if (!step) return;
+    event.preventDefault();
+    authTab = tabs[(tabs.indexOf(/** @type {any} */ (authTab)) + step + tabs.length) % tabs.length];
+    authError = '';
+    renderAuth();
+    document.getElementById(`tab-${authTab}`)?.focus();
+  });
 
   const fields = [];
   if (authTab !== 'guest') {

@@ -26,10 +26,19 @@ test('guest joins lobby and chats', async () => {
 
   const guest = await openPage(browser, { width: 390, height: 844 });
   await guest.page.goto(server.url);
-  await guest.page.getByRole('tab', { name: 'Guest' }).click();
+
+  // Keyboard only: the arrow keys move between the tabs, Tab reaches the nickname field,
+  // and Enter submits.
+  await guest.page.getByRole('tab', { name: 'Sign in' }).focus();
+  await guest.page.keyboard.press('ArrowLeft');
+  const guestTab = guest.page.getByRole('tab', { name: 'Guest' });
+  assert.equal(await guestTab.getAttribute('aria-selected'), 'true');
+  assert.equal(await guestTab.evaluate((node) => node === document.activeElement), true);
   await screenshot(guest.page, 'guest-sign-in-phone-en');
-  await guest.page.getByLabel('Nickname (optional)').fill('Visitor');
-  await guest.page.getByRole('button', { name: 'Continue as guest' }).click();
+  await guest.page.keyboard.press('Tab');
+  assert.equal(await guest.page.evaluate(() => document.activeElement?.id), 'field-nickname');
+  await guest.page.keyboard.type('Visitor');
+  await guest.page.keyboard.press('Enter');
 
   // At phone width the lobby opens full screen; the room list is one step back.
   await guest.page.locator('.chat-header h2', { hasText: '#lobby' }).waitFor();
