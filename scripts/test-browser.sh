@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Run the web client's end-to-end tests in headless Chromium (tests/browser).
 #
-# Installs what is missing: Debian's chromium and a CJK font (apt-get, as root) and
-# playwright-core from tests/browser/package-lock.json (npm ci). Builds confab when
-# CONFAB_BIN is unset. Each test file starts its own servers on free loopback ports with
+# Installs what is missing: Debian's chromium and a CJK font (apt-get, as root), and
+# playwright-core and typescript from tests/browser/package-lock.json (npm ci). Builds
+# confab when CONFAB_BIN is unset. Type-checks the client's modules with tsc --checkJs,
+# then runs the tests. Each test file starts its own servers on free loopback ports with
 # temporary data directories. Screenshots go to artifacts/browser/, which git ignores.
 #
 # Arguments are passed to `node --test`, e.g. `scripts/test-browser.sh tests/browser/chat.test.js`.
@@ -41,10 +42,13 @@ if ! node -e 'const [major, minor] = process.versions.node.split(".").map(Number
     exit 1
 fi
 
-if [[ ! -d tests/browser/node_modules/playwright-core ]]; then
+if [[ ! -d tests/browser/node_modules/playwright-core || ! -d tests/browser/node_modules/typescript ]]; then
     echo "==> npm ci in tests/browser"
     (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
+
+echo "==> tsc: type-check web/*.js from their JSDoc (tests/browser/tsconfig.json)"
+(cd tests/browser && node_modules/.bin/tsc -p tsconfig.json)
 
 if [[ -z "${CONFAB_BIN:-}" ]]; then
     echo "==> cargo build"

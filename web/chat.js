@@ -50,8 +50,9 @@ const state = {
   /** @type {Socket | null} */ socket: null,
 };
 
-/** @type {Record<string, HTMLElement>} */
-let ui = {};
+/** Elements of the chat screen, built by buildLayout(). */
+/** @type {Record<string, HTMLElement> & { composer: HTMLTextAreaElement }} */
+let ui = /** @type {any} */ ({});
 /** @type {(reason?: string) => void} */
 let signOut = () => {};
 
@@ -115,7 +116,7 @@ onLangChange(() => {
 // Layout
 
 function buildLayout(/** @type {HTMLElement} */ root) {
-  ui = {};
+  ui = /** @type {any} */ ({});
   ui.root = root;
 
   ui.banner = el('div', { className: 'banner', role: 'status', hidden: true });
@@ -862,7 +863,10 @@ const profileActions = {
   },
 };
 
-/** @param {string} event @param {any} [data] */
+/**
+ * Emits an event over the current socket and resolves with its acknowledgement.
+ * @param {string} event @param {any} [data] @returns {Promise<import('./socket.js').AckReply>}
+ */
 function request(event, data) {
   if (!state.socket) return Promise.resolve({ ok: false, error: { code: 'disconnected' } });
   return state.socket.request(event, data);
