@@ -1,18 +1,18 @@
 //! HTTP gateway: the REST API under `/api/v1`, its OpenAPI document, health and metrics
-//! endpoints, the page at `/`, and the security headers on every response.
+//! endpoints, the web client at `/` and `/assets/`, and the security headers on every response.
 
 mod api;
 pub mod auth;
 mod client;
 pub mod error;
 mod openapi;
+mod web;
 
 use crate::core::error::ErrorCode;
-use crate::core::i18n::Lang;
 use crate::service::ChatService;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, Uri, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Router, middleware};
 use error::{ApiError, ClientLang};
@@ -88,7 +88,8 @@ pub fn router(
         .method_not_allowed_fallback(api_method_not_allowed);
 
     let mut app = Router::new()
-        .route("/", get(index))
+        .route("/", get(web::index))
+        .route("/assets/{*path}", get(web::asset))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -143,29 +144,6 @@ async fn api_not_found(ClientLang(lang): ClientLang, uri: Uri) -> ApiError {
         format!("no endpoint {}", uri.path()),
         lang,
     )
-}
-
-/// Serves the page at `/` until the web client replaces it: what this server is and
-/// where its APIs live, in the visitor's language.
-async fn index(ClientLang(lang): ClientLang) -> Html<String> {
-    let (title, body) = match lang {
-        Lang::En => (
-            "Confab is running",
-            "This Confab server is up. Chat programs connect with Socket.IO at <code>/socket.io/</code>; \
-             the REST API is described at <a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a>.",
-        ),
-        Lang::ZhCn => (
-            "Confab 正在运行",
-            "此 Confab 服务器已启动。聊天程序可通过 Socket.IO 连接 <code>/socket.io/</code>；\
-             REST API 的说明见 <a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a>。",
-        ),
-    };
-    Html(format!(
-        "<!doctype html><html lang=\"{}\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title></head><body><h1>{title}</h1><p>{body}</p></body></html>",
-        lang.tag()
-    ))
 }
 
 async fn healthz() -> &'static str {
