@@ -72,6 +72,7 @@ class ServerProcess:
         return [
             self.binary, "serve",
             "--listen", "127.0.0.1:0",
+            "--irc-listen", "127.0.0.1:0",
             "--data-dir", str(self.data_dir),
             "--log", "info,confab=debug",
             *self.args,

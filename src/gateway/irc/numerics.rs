@@ -1,0 +1,46 @@
+//! Numeric replies used by the gateway, named as RFC 2812 section 5 and the IRCv3
+//! specifications (SASL 3.1, labeled-response) name them.
+
+pub const RPL_WELCOME: &str = "001";
+pub const RPL_YOURHOST: &str = "002";
+pub const RPL_CREATED: &str = "003";
+pub const RPL_MYINFO: &str = "004";
+pub const RPL_ISUPPORT: &str = "005";
+pub const RPL_UMODEIS: &str = "221";
+pub const RPL_LUSERCLIENT: &str = "251";
+pub const RPL_LUSERME: &str = "255";
+pub const RPL_UNAWAY: &str = "305";
+pub const RPL_NOWAWAY: &str = "306";
+pub const RPL_CHANNELMODEIS: &str = "324";
+pub const RPL_NOTOPIC: &str = "331";
+pub const RPL_TOPIC: &str = "332";
+pub const RPL_NAMREPLY: &str = "353";
+pub const RPL_ENDOFNAMES: &str = "366";
+pub const ERR_NOSUCHNICK: &str = "401";
+pub const ERR_NOSUCHCHANNEL: &str = "403";
+pub const ERR_CANNOTSENDTOCHAN: &str = "404";
+pub const ERR_NORECIPIENT: &str = "411";
+pub const ERR_NOTEXTTOSEND: &str = "412";
+pub const ERR_INPUTTOOLONG: &str = "417";
+pub const ERR_UNKNOWNCOMMAND: &str = "421";
+pub const ERR_NOMOTD: &str = "422";
+pub const ERR_NONICKNAMEGIVEN: &str = "431";
+pub const ERR_ERRONEUSNICKNAME: &str = "432";
+pub const ERR_NICKNAMEINUSE: &str = "433";
+pub const ERR_USERNOTINCHANNEL: &str = "441";
+pub const ERR_NOTONCHANNEL: &str = "442";
+pub const ERR_NONICKCHANGE: &str = "447";
+pub const ERR_NOTREGISTERED: &str = "451";
+pub const ERR_NEEDMOREPARAMS: &str = "461";
+pub const ERR_ALREADYREGISTERED: &str = "462";
+pub const ERR_PASSWDMISMATCH: &str = "464";
+pub const ERR_UNKNOWNMODE: &str = "472";
+pub const ERR_CHANOPRIVSNEEDED: &str = "482";
+pub const ERR_USERSDONTMATCH: &str = "502";
+pub const RPL_LOGGEDIN: &str = "900";
+pub const RPL_SASLSUCCESS: &str = "903";
+pub const ERR_SASLFAIL: &str = "904";
+pub const ERR_SASLTOOLONG: &str = "905";
+pub const ERR_SASLABORTED: &str = "906";
+pub const ERR_SASLALREADY: &str = "907";
+pub const RPL_SASLMECHS: &str = "908";
