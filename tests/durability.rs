@@ -277,6 +277,11 @@ async fn serve_help_lists_every_option_with_default() {
         ),
         ("--log", "CONFAB_LOG", Some("info")),
         ("--log-format", "CONFAB_LOG_FORMAT", Some("text")),
+        (
+            "--min-password-chars",
+            "CONFAB_MIN_PASSWORD_CHARS",
+            Some("8"),
+        ),
         // IRC gateway.
         ("--irc-enabled", "CONFAB_IRC_ENABLED", Some("true")),
         ("--irc-listen", "CONFAB_IRC_LISTEN", Some("127.0.0.1:6667")),

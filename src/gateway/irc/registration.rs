@@ -102,7 +102,8 @@ impl Connection {
             self.numeric(ERR_ALREADYREGISTERED, &["You may not reregister"]);
             return;
         }
-        if params[0].is_empty() {
+        // An empty user name or real name counts as missing (Modern IRC, USER).
+        if params[0].is_empty() || params[3].is_empty() {
             self.numeric(ERR_NEEDMOREPARAMS, &["USER", "Not enough parameters"]);
             return;
         }
