@@ -123,7 +123,7 @@ pub fn parse(line: &[u8]) -> Result<Message, ParseError> {
         }
     };
 
-    let mut rest = text;
+    let mut rest = text.trim_start_matches(' ');
     let mut tags = Vec::new();
     if let Some(after_at) = rest.strip_prefix('@') {
         let (tag_text, after) = after_at.split_once(' ').unwrap_or((after_at, ""));
@@ -338,9 +338,68 @@ pub fn split_graphemes(text: &str, max_bytes: usize) -> Vec<&str> {
     pieces
 }
 
+/// Checks the properties the fuzz target and the corpus test rely on, panicking when one
+/// fails: the reader and parser never panic, every line the reader yields is free of
+/// CR and LF, and a parsed line serialises to one CR LF line that parses back to the
+/// same message.
+pub fn check_invariants(data: &[u8]) {
+    let _ = parse(data);
+    let mut reader = LineReader::default();
+    reader.extend(data);
+    while let Some(frame) = reader.next_frame() {
+        let Frame::Line(bytes) = frame else { continue };
+        assert!(!bytes.is_empty(), "empty line yielded");
+        assert!(
+            !bytes.contains(&b'\r') && !bytes.contains(&b'\n'),
+            "line ending inside a line"
+        );
+        let Ok(message) = parse(&bytes) else { continue };
+        let line = message.to_line();
+        let body = line
+            .strip_suffix("\r\n")
+            .expect("serialised line ends in CR LF");
+        assert!(
+            !body.contains(['\r', '\n']),
+            "serialised line contains CR or LF"
+        );
+        let again = parse(body.as_bytes()).expect("serialised line parses");
+        let normalise = |m: &Message| -> Vec<(String, String)> {
+            m.tags
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default()))
+                .collect()
+        };
+        assert_eq!(normalise(&again), normalise(&message), "tags changed");
+        assert_eq!(again.source, message.source, "source changed");
+        assert_eq!(again.command, message.command, "command changed");
+        assert_eq!(again.params, message.params, "parameters changed");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Replays every input of the fuzz corpus through the fuzz target's checks.
+    #[test]
+    fn fuzz_corpus_replays() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/irc_line");
+        let mut count = 0;
+        for entry in std::fs::read_dir(dir).expect("read the fuzz corpus directory") {
+            let path = entry.expect("list the fuzz corpus").path();
+            let data = std::fs::read(&path).expect("read a corpus file");
+            check_invariants(&data);
+            count += 1;
+        }
+        assert!(count >= 5, "only {count} corpus files in {dir}");
+    }
+
+    #[test]
+    fn leading_spaces_before_tags_are_skipped() {
+        let m = parse(b"  @a=b PING x").unwrap();
+        assert_eq!(m.tag("a"), Some("b"));
+        assert_eq!(m.command, "PING");
+    }
 
     #[test]
     fn parse_full_line_with_tags_and_source() {
