@@ -196,6 +196,10 @@ pub struct ServeArgs {
     #[arg(long, env = "CONFAB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
     pub log_format: LogFormat,
 
+    /// Let guests create public rooms, for example by joining a new IRC channel (true or false).
+    #[arg(long, env = "CONFAB_ALLOW_GUEST_ROOMS", default_value_t = false, action = ArgAction::Set, value_name = "BOOL")]
+    pub allow_guest_rooms: bool,
+
     /// Shortest password accepted at registration, in characters (1 to 128); lower it only for test setups.
     #[arg(long, env = "CONFAB_MIN_PASSWORD_CHARS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=128), value_name = "CHARS")]
     pub min_password_chars: u32,

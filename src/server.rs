@@ -25,6 +25,7 @@ pub fn service_config(args: &ServeArgs) -> ServiceConfig {
         max_message_chars: args.max_message_chars as usize,
         allow_guests: args.allow_guests,
         min_password_chars: args.min_password_chars as usize,
+        allow_guest_rooms: args.allow_guest_rooms,
         session_ttl: Duration::from_secs(args.session_ttl_hours * 3600),
         guest_session_ttl: Duration::from_secs(args.guest_session_ttl_hours * 3600),
         send_burst: args.send_burst,

@@ -278,6 +278,11 @@ async fn serve_help_lists_every_option_with_default() {
         ("--log", "CONFAB_LOG", Some("info")),
         ("--log-format", "CONFAB_LOG_FORMAT", Some("text")),
         (
+            "--allow-guest-rooms",
+            "CONFAB_ALLOW_GUEST_ROOMS",
+            Some("false"),
+        ),
+        (
             "--min-password-chars",
             "CONFAB_MIN_PASSWORD_CHARS",
             Some("8"),

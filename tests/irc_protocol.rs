@@ -544,3 +544,105 @@ async fn private_room_join_refused() {
     let refused = client.expect_numeric("403").await;
     assert!(refused.contains(&room), "{refused}");
 }
+
+/// IRCv3 draft/chathistory: LATEST, BEFORE, AFTER, AROUND and BETWEEN page through
+/// stored messages in a `chathistory` batch, oldest first, with `msgid` references.
+#[tokio::test]
+async fn chathistory_pages_through_the_store() {
+    let server = Server::start(&[]).await;
+    let name = format!("hist{}", unique_suffix());
+    server.register(&name).await;
+    let mut client = IrcClient::sasl(
+        irc_addr(&server),
+        &name,
+        &name,
+        PASSWORD,
+        "batch server-time message-tags draft/chathistory echo-message",
+    )
+    .await;
+    client.send("JOIN #lobby").await;
+    client.expect_numeric("366").await;
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        client.send(&format!("PRIVMSG #lobby :history {i}")).await;
+        let echo = client
+            .wait_for(|l| command_of(l) == "PRIVMSG" && l.ends_with(&format!("history {i}")))
+            .await;
+        ids.push(tag(&echo, "msgid").expect("msgid tag").to_owned());
+    }
+
+    async fn fetch(client: &mut IrcClient, command: &str) -> Vec<String> {
+        client.send(command).await;
+        let start = client.wait_for(|l| command_of(l) == "BATCH").await;
+        assert!(start.contains(" chathistory #lobby"), "{start}");
+        let mut texts = Vec::new();
+        loop {
+            let line = client
+                .next_line_within(common::WAIT)
+                .await
+                .expect("batch line");
+            if command_of(&line) == "BATCH" {
+                return texts;
+            }
+            assert!(
+                tag(&line, "batch").is_some(),
+                "line outside the batch: {line}"
+            );
+            assert!(tag(&line, "time").is_some(), "{line}");
+            texts.push(trailing(&line).to_owned());
+        }
+    }
+    let texts = |range: std::ops::Range<usize>| -> Vec<String> {
+        range.map(|i| format!("history {i}")).collect()
+    };
+
+    assert_eq!(
+        fetch(&mut client, "CHATHISTORY LATEST #lobby * 3").await,
+        texts(7..10)
+    );
+    let before = format!("CHATHISTORY BEFORE #lobby msgid={} 3", ids[5]);
+    assert_eq!(fetch(&mut client, &before).await, texts(2..5));
+    let after = format!("CHATHISTORY AFTER #lobby msgid={} 2", ids[5]);
+    assert_eq!(fetch(&mut client, &after).await, texts(6..8));
+    let around = format!("CHATHISTORY AROUND #lobby msgid={} 3", ids[5]);
+    assert_eq!(fetch(&mut client, &around).await, texts(4..7));
+    let between = format!(
+        "CHATHISTORY BETWEEN #lobby msgid={} msgid={} 10",
+        ids[1], ids[4]
+    );
+    assert_eq!(fetch(&mut client, &between).await, texts(2..4));
+
+    client
+        .send("CHATHISTORY BEFORE #lobby timestamp=2026-01-01T00:00:00.000Z 5")
+        .await;
+    let fail = client.wait_for(|l| command_of(l) == "FAIL").await;
+    assert!(
+        fail.contains("FAIL CHATHISTORY INVALID_MSGREFTYPE"),
+        "{fail}"
+    );
+}
+
+/// RFC 2812 3.2.8 and 3.6.2: KICK by someone who is not a moderator gets 482, and
+/// WHOIS reports a registered user's account (330).
+#[tokio::test]
+async fn kick_needs_moderator_and_whois_names_account() {
+    let server = Server::start(&[]).await;
+    let addr = irc_addr(&server);
+    let name = format!("who{}", unique_suffix());
+    server.register(&name).await;
+    let mut member = IrcClient::sasl(addr, &name, &name, PASSWORD, "").await;
+    let mut guest = IrcClient::guest(addr, "kickme").await;
+    for client in [&mut member, &mut guest] {
+        client.send("JOIN #lobby").await;
+        client.expect_numeric("366").await;
+    }
+    member.send("KICK #lobby kickme :bye").await;
+    member.expect_numeric("482").await;
+
+    guest.send(&format!("WHOIS {name}")).await;
+    let account = guest.expect_numeric("330").await;
+    assert!(account.contains(&format!(" {name} {name} ")), "{account}");
+    guest.expect_numeric("318").await;
+    guest.send("WHOIS nobody-here").await;
+    guest.expect_numeric("401").await;
+}

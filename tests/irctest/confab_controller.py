@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import urllib.error
 import urllib.request
 from typing import Any, Optional, Set, Type
@@ -23,6 +24,7 @@ TEST_OPTIONS = [
     "--irc-server-name", "My.Little.Server",
     "--irc-nick-length", "32",
     "--min-password-chars", "1",
+    "--allow-guest-rooms", "true",
     "--auth-burst", "100000",
     "--auth-rate", "1000000",
     "--send-burst", "100000",
@@ -87,13 +89,21 @@ class ConfabController(BaseServerController, DirectoryBasedController):
             headers={"Content-Type": "application/json"},
             method="POST",
         )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                assert response.status == 201, response.read()
-        except urllib.error.HTTPError as err:
-            raise AssertionError(
-                f"registering {username!r} failed: {err.code} {err.read()!r}"
-            ) from err
+        # The IRC port opens a moment before the HTTP one; retry for up to 10 s.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    assert response.status == 201, response.read()
+                    return
+            except urllib.error.HTTPError as err:
+                raise AssertionError(
+                    f"registering {username!r} failed: {err.code} {err.read()!r}"
+                ) from err
+            except urllib.error.URLError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
 
 def get_irctest_controller_class() -> Type[ConfabController]:

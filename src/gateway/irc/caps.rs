@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub enum Capability {
     Batch,
     CapNotify,
+    Chathistory,
     EchoMessage,
     LabeledResponse,
     MessageTags,
@@ -17,9 +18,10 @@ pub enum Capability {
 
 impl Capability {
     /// Every capability, in the order `CAP LS` lists them.
-    pub const ALL: [Capability; 7] = [
+    pub const ALL: [Capability; 8] = [
         Capability::Batch,
         Capability::CapNotify,
+        Capability::Chathistory,
         Capability::EchoMessage,
         Capability::LabeledResponse,
         Capability::MessageTags,
@@ -32,6 +34,7 @@ impl Capability {
         match self {
             Capability::Batch => "batch",
             Capability::CapNotify => "cap-notify",
+            Capability::Chathistory => "draft/chathistory",
             Capability::EchoMessage => "echo-message",
             Capability::LabeledResponse => "labeled-response",
             Capability::MessageTags => "message-tags",

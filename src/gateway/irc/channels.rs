@@ -16,9 +16,10 @@ use crate::service::RoomRef;
 const NAMES_LINE_BUDGET: usize = 400;
 
 impl Connection {
-    /// Handles `JOIN #a,#b`. A missing channel is created for registered users, as IRC
-    /// servers create channels on first join; guests get 403. A private room the user
-    /// is not invited to looks missing too, so its existence does not leak.
+    /// Handles `JOIN #a,#b`. A missing channel is created, as IRC servers create channels
+    /// on first join, if the service lets this user create rooms; otherwise, and for a
+    /// private room the user is not invited to, the reply is 403, so a private room's
+    /// existence does not leak.
     pub(super) async fn join(&mut self, targets: &str) {
         for channel in targets.split(',').filter(|c| !c.is_empty()) {
             self.join_one(channel).await;
@@ -36,7 +37,7 @@ impl Connection {
         };
         let room = match service.find_room(&RoomRef::Name(name.to_owned())).await {
             Ok(room) => service.join_room(&session, room.id).await,
-            Err(err) if err.code() == ErrorCode::RoomNotFound && !session.user.is_guest() => {
+            Err(err) if err.code() == ErrorCode::RoomNotFound => {
                 service
                     .create_room(&session, name, "", Visibility::Public)
                     .await
@@ -48,7 +49,9 @@ impl Connection {
             Err(err)
                 if matches!(
                     err.code(),
-                    ErrorCode::RoomNotFound | ErrorCode::InvalidRoomName
+                    ErrorCode::RoomNotFound
+                        | ErrorCode::InvalidRoomName
+                        | ErrorCode::GuestNotAllowed
                 ) =>
             {
                 self.numeric(ERR_NOSUCHCHANNEL, &[channel, "No such channel"]);

@@ -8,7 +8,11 @@ pub enum CommandId {
     Authenticate,
     Away,
     Capability,
+    Chathistory,
+    Invite,
     Join,
+    Kick,
+    List,
     Lusers,
     Mode,
     Motd,
@@ -23,6 +27,8 @@ pub enum CommandId {
     Quit,
     Topic,
     User,
+    Who,
+    Whois,
 }
 
 /// One row of the table.
@@ -60,7 +66,11 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec("AUTHENTICATE", CommandId::Authenticate, 1, true, None),
     spec("AWAY", CommandId::Away, 0, false, None),
     spec("CAP", CommandId::Capability, 1, true, None),
+    spec("CHATHISTORY", CommandId::Chathistory, 4, false, None),
+    spec("INVITE", CommandId::Invite, 2, false, None),
     spec("JOIN", CommandId::Join, 1, false, Some(10)),
+    spec("KICK", CommandId::Kick, 2, false, Some(1)),
+    spec("LIST", CommandId::List, 0, false, None),
     spec("LUSERS", CommandId::Lusers, 0, false, None),
     spec("MODE", CommandId::Mode, 1, false, None),
     spec("MOTD", CommandId::Motd, 0, false, None),
@@ -75,6 +85,8 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec("QUIT", CommandId::Quit, 0, true, None),
     spec("TOPIC", CommandId::Topic, 1, false, None),
     spec("USER", CommandId::User, 4, true, None),
+    spec("WHO", CommandId::Who, 0, false, None),
+    spec("WHOIS", CommandId::Whois, 1, false, None),
 ];
 
 /// Finds a command by its upper-case name.

@@ -5,8 +5,10 @@
 
 mod caps;
 mod channels;
+mod chathistory;
 mod commands;
 mod conn;
+mod info;
 pub mod line;
 mod names;
 mod numerics;
@@ -85,6 +87,12 @@ impl NickTable {
         true
     }
 
+    /// Returns who holds `nick`, if anyone.
+    pub fn owner(&self, nick: &str) -> Option<NickOwner> {
+        let table = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        table.get(&names::nick_key(nick)).map(|(owner, _)| *owner)
+    }
+
     /// Gives back one claim of `nick` by `owner`.
     pub fn release(&self, nick: &str, owner: NickOwner) {
         let mut table = self.0.lock().unwrap_or_else(|e| e.into_inner());
@@ -126,6 +134,7 @@ pub(crate) fn isupport_tokens(settings: &IrcSettings) -> Vec<String> {
         format!("LINELEN={}", line::MAX_BODY_BYTES),
         format!("TARGMAX={}", commands::targmax()),
         "NETWORK=Confab".to_owned(),
+        format!("CHATHISTORY={}", crate::service::HISTORY_PAGE_MAX),
         "UTF8ONLY".to_owned(),
     ]
 }

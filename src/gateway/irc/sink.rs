@@ -130,6 +130,12 @@ impl ClientView {
     }
 }
 
+/// Returns the IRC message id of a stored message: `<room id>-<seq>`, unique on the
+/// server and enough to find the message's place in its room's history.
+pub fn msgid_of(message: &Message) -> String {
+    format!("{}-{}", message.room_id, message.seq)
+}
+
 /// Returns the source (`nick!user@host`) shown for a user.
 pub fn user_source(nick: &str, user: UserId) -> String {
     format!("{nick}!u{user}@confab")
@@ -165,7 +171,7 @@ pub fn encode_text(message: &Message, channel: &str) -> TextLines {
         lines.push(format!("{head}{action}\r\n"));
         return TextLines {
             time: server_time(message.created_at),
-            msgid: message.id.to_string(),
+            msgid: msgid_of(message),
             lines,
         };
     }
@@ -179,7 +185,7 @@ pub fn encode_text(message: &Message, channel: &str) -> TextLines {
     }
     TextLines {
         time: server_time(message.created_at),
-        msgid: message.id.to_string(),
+        msgid: msgid_of(message),
         lines,
     }
 }
@@ -242,7 +248,7 @@ impl IrcSink {
         let tags = tag_prefix(
             &self.view.caps,
             &server_time(m.created_at),
-            &m.id.to_string(),
+            &msgid_of(m),
             None,
         );
         match m.kind {
