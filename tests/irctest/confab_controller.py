@@ -78,6 +78,9 @@ class ConfabController(BaseServerController, DirectoryBasedController):
             ]
         )
 
+    def wait_for_services(self) -> None:
+        """Accounts are part of Confab itself, so there is no services process to wait for."""
+
     def registerUser(
         self, case: Any, username: str, password: Optional[str] = None
     ) -> None:

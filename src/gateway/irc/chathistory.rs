@@ -39,8 +39,14 @@ impl Connection {
         };
         let sub = params[0].to_ascii_uppercase();
         let target = params[1].as_str();
+        // FAIL CHATHISTORY <code> <subcommand> <target> :<description>
         let fail = |code: &str, text: &str| -> Vec<String> {
-            vec![sub.clone(), code.to_owned(), text.to_owned()]
+            vec![
+                code.to_owned(),
+                sub.clone(),
+                target.to_owned(),
+                text.to_owned(),
+            ]
         };
         let service = self.shared.service.clone();
         let room = match target.strip_prefix('#') {
@@ -213,7 +219,7 @@ impl Connection {
     /// Sends `FAIL CHATHISTORY <params>` (IRCv3 standard replies).
     fn fail_reply(&mut self, params: &[String]) {
         let mut all: Vec<&str> = vec!["CHATHISTORY"];
-        all.extend(params.iter().skip(1).map(String::as_str));
+        all.extend(params.iter().map(String::as_str));
         let line = self.server_line("FAIL", &all);
         self.emit(line);
     }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-/// Longest time the writer keeps flushing queued lines, the final `ERROR` included,
+/// Maximum time the writer keeps flushing queued lines, the final `ERROR` included,
 /// once the connection is closing.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 
@@ -273,32 +273,9 @@ impl Connection {
         }
     }
 
-    /// Runs the checks of the command table, then the command's handler.
+    /// Runs a command, gathering its replies for one labeled response when the client
+    /// sent a label and negotiated labeled-response.
     async fn dispatch(&mut self, message: line::Message) {
-        let registered = self.view.is_some();
-        let Some(spec) = commands::find(&message.command) else {
-            if registered {
-                self.numeric(ERR_UNKNOWNCOMMAND, &[&message.command, "Unknown command"]);
-            } else {
-                self.numeric(ERR_NOTREGISTERED, &["You have not registered"]);
-            }
-            return;
-        };
-        if !registered && !spec.before_registration {
-            self.numeric(ERR_NOTREGISTERED, &["You have not registered"]);
-            return;
-        }
-        if message.params.len() < spec.min_params {
-            self.numeric(ERR_NEEDMOREPARAMS, &[spec.name, "Not enough parameters"]);
-            return;
-        }
-        if let (Some(max), Some(targets)) = (spec.max_targets, message.param(0))
-            && targets.split(',').count() > max
-        {
-            self.numeric("407", &[targets, "Too many targets"]);
-            return;
-        }
-
         let label = message
             .tag("label")
             .filter(|l| !l.is_empty() && self.caps().has(Capability::LabeledResponse))
@@ -306,6 +283,40 @@ impl Connection {
         if label.is_some() {
             self.pending = Some(Vec::new());
         }
+        let quit = self.run_command(message).await;
+        self.flush_labeled(label.as_deref());
+        if let Some(reason) = quit {
+            self.queue.close(&format!("Quit: {reason}"));
+        }
+    }
+
+    /// Runs the checks of the command table, then the command's handler. Returns the
+    /// quit reason when the command was QUIT.
+    async fn run_command(&mut self, message: line::Message) -> Option<String> {
+        let registered = self.view.is_some();
+        let Some(spec) = commands::find(&message.command) else {
+            if registered {
+                self.numeric(ERR_UNKNOWNCOMMAND, &[&message.command, "Unknown command"]);
+            } else {
+                self.numeric(ERR_NOTREGISTERED, &["You have not registered"]);
+            }
+            return None;
+        };
+        if !registered && !spec.before_registration {
+            self.numeric(ERR_NOTREGISTERED, &["You have not registered"]);
+            return None;
+        }
+        if message.params.len() < spec.min_params {
+            self.numeric(ERR_NEEDMOREPARAMS, &[spec.name, "Not enough parameters"]);
+            return None;
+        }
+        if let (Some(max), Some(targets)) = (spec.max_targets, message.param(0))
+            && targets.split(',').count() > max
+        {
+            self.numeric("407", &[targets, "Too many targets"]);
+            return None;
+        }
+
         let params = message.params;
         match spec.id {
             CommandId::Authenticate => self.authenticate(&params[0]).await,
@@ -335,14 +346,12 @@ impl Connection {
             CommandId::Privmsg => self.privmsg(&params, false).await,
             CommandId::Quit => {
                 let reason = params.first().map_or("Client quit", String::as_str);
-                self.flush_labeled(label.as_deref());
-                self.queue.close(&format!("Quit: {reason}"));
-                return;
+                return Some(reason.to_owned());
             }
             CommandId::Topic => self.topic(&params).await,
             CommandId::User => self.user_command(&params).await,
         }
-        self.flush_labeled(label.as_deref());
+        None
     }
 
     /// Sends the replies gathered for a labeled command as IRCv3 labeled-response says:
