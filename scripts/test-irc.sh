@@ -52,6 +52,6 @@ controller_dir="$repo_root/tests/irctest"
         "$repo_root/$venv/bin/python" -m pytest \
         --controller confab_controller \
         -m 'not Ergo and not deprecated and not strict and not arbitrary_client_tags' \
-        -p no:cacheprovider -q -rf \
+        -p no:cacheprovider -q -rf --timeout 30 \
         irctest/server_tests/ "$@" || true
 )
