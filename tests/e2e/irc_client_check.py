@@ -8,12 +8,17 @@ default `pytest tests/e2e` run, because it needs tests/e2e/requirements-irc.txt.
 
 from __future__ import annotations
 
+import functools
+import ssl
 import threading
 import time
+from pathlib import Path
 from typing import Callable
 
 import irc.client
+import irc.connection
 import pytest
+import trustme
 
 from support import EVENT_TIMEOUT, PASSWORD, Api, ChatClient, ServerProcess
 
@@ -21,17 +26,28 @@ from support import EVENT_TIMEOUT, PASSWORD, Api, ChatClient, ServerProcess
 class LibraryIrcClient:
     """An irc.client connection driven by a background thread, recording every event."""
 
-    def __init__(self, address: tuple[str, int], nickname: str, account: str):
+    def __init__(
+        self,
+        address: tuple[str, int],
+        nickname: str,
+        account: str,
+        tls: ssl.SSLContext | None = None,
+    ):
         self.reactor = irc.client.Reactor()
         self.events: list[irc.client.Event] = []
         self._changed = threading.Condition()
         self.reactor.add_global_handler("all_events", self._record, -10)
+        factory = irc.connection.Factory()
+        if tls is not None:
+            wrap = functools.partial(tls.wrap_socket, server_hostname=address[0])
+            factory = irc.connection.Factory(wrapper=wrap)
         self.connection = self.reactor.server().connect(
             address[0],
             address[1],
             nickname,
             password=PASSWORD,
             sasl_login=account,
+            connect_factory=factory,
         )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -127,3 +143,50 @@ def test_irc_library_and_socketio_exchange_text(server: ServerProcess) -> None:
     finally:
         client.close()
         web.close()
+
+
+def test_irc_over_tls_reaches_plain_irc(
+    start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    chain, key, ca_file = tmp_path / "chain.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    chain.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    cert.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(ca_file))
+    server = start_server(
+        "--tls-cert", str(chain),
+        "--tls-key", str(key),
+        "--irc-tls-listen", "127.0.0.1:0",
+    )
+    assert server.irc_tls_address is not None, "the server printed no ircs:// line"
+    assert server.irc_address is not None, "the server printed no irc:// line"
+
+    suffix = str(int(time.time() * 1000) % 1_000_000)
+    sender_account, reader_account = f"tls{suffix}", f"plain{suffix}"
+    api = Api(server.url)
+    for account in (sender_account, reader_account):
+        response = api.request(
+            "POST",
+            "/auth/register",
+            json={"username": account, "password": PASSWORD},
+            verify=str(ca_file),
+        )
+        assert response.status_code == 201, response.text
+
+    context = ssl.create_default_context(cafile=str(ca_file))
+    sender = LibraryIrcClient(server.irc_tls_address, sender_account, sender_account, tls=context)
+    reader = LibraryIrcClient(server.irc_address, reader_account, reader_account)
+    try:
+        for client in (sender, reader):
+            client.wait_for("loggedin")
+            client.wait_for("welcome")
+            client.connection.join("#lobby")
+            client.wait_for("endofnames")
+        text = "经由 TLS 的消息 🔒"
+        sender.connection.privmsg("#lobby", text)
+        event = reader.wait_for("pubmsg", lambda e: e.arguments[0] == text)
+        assert event.source.nick == sender_account
+    finally:
+        sender.close()
+        reader.close()

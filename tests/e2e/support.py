@@ -53,7 +53,7 @@ DEFAULT_OPTIONS = [
 
 LISTENING_LINE = re.compile(r"^confab listening on (https?://\S+)\s*$")
 # Printed before LISTENING_LINE when the IRC gateway is on.
-IRC_LISTENING_LINE = re.compile(r"^confab irc listening on irc://(\S+):(\d+)\s*$")
+IRC_LISTENING_LINE = re.compile(r"^confab irc listening on (ircs?)://(\S+):(\d+)\s*$")
 
 
 class ServerProcess:
@@ -67,6 +67,8 @@ class ServerProcess:
         self.url: str | None = None
         # (host, port) of the plain-text IRC listener, when the gateway is on.
         self.irc_address: tuple[str, int] | None = None
+        # (host, port) of the IRC-over-TLS listener, when one is configured.
+        self.irc_tls_address: tuple[str, int] | None = None
         self.proc: subprocess.Popen[str] | None = None
         self.killed = False
         self._stdout_lines: queue.Queue[str | None] = queue.Queue()
@@ -123,7 +125,11 @@ class ServerProcess:
                 )
             irc_match = IRC_LISTENING_LINE.match(line)
             if irc_match:
-                self.irc_address = (irc_match.group(1), int(irc_match.group(2)))
+                address = (irc_match.group(2), int(irc_match.group(3)))
+                if irc_match.group(1) == "ircs":
+                    self.irc_tls_address = address
+                else:
+                    self.irc_address = address
                 continue
             match = LISTENING_LINE.match(line)
             if match:
