@@ -195,6 +195,66 @@ pub struct ServeArgs {
     /// Log line format.
     #[arg(long, env = "CONFAB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
     pub log_format: LogFormat,
+
+    /// Let guests create public rooms, for example by joining a new IRC channel (true or false).
+    #[arg(long, env = "CONFAB_ALLOW_GUEST_ROOMS", default_value_t = false, action = ArgAction::Set, value_name = "BOOL")]
+    pub allow_guest_rooms: bool,
+
+    /// Shortest password accepted at registration, in characters (1 to 128); lower it only for test setups.
+    #[arg(long, env = "CONFAB_MIN_PASSWORD_CHARS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=128), value_name = "CHARS")]
+    pub min_password_chars: u32,
+
+    // IRC gateway.
+    /// Serve the IRC gateway (true or false).
+    #[arg(long, env = "CONFAB_IRC_ENABLED", default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
+    pub irc_enabled: bool,
+
+    /// Address and port for plain-text IRC.
+    #[arg(
+        long,
+        env = "CONFAB_IRC_LISTEN",
+        default_value = "127.0.0.1:6667",
+        value_name = "ADDR"
+    )]
+    pub irc_listen: SocketAddr,
+
+    /// Address and port for IRC over TLS, using --tls-cert and --tls-key (e.g. 127.0.0.1:6697).
+    #[arg(
+        long,
+        env = "CONFAB_IRC_TLS_LISTEN",
+        value_name = "ADDR",
+        requires = "tls_cert"
+    )]
+    pub irc_tls_listen: Option<SocketAddr>,
+
+    /// Server name IRC clients see as the source of server replies.
+    #[arg(
+        long,
+        env = "CONFAB_IRC_SERVER_NAME",
+        default_value = "confab.irc",
+        value_name = "NAME"
+    )]
+    pub irc_server_name: String,
+
+    /// Maximum IRC nickname length, in characters (9 to 64).
+    #[arg(long, env = "CONFAB_IRC_NICK_LENGTH", default_value_t = 30, value_parser = clap::value_parser!(u32).range(9..=64), value_name = "CHARS")]
+    pub irc_nick_length: u32,
+
+    /// Send queue per IRC connection, in bytes (at least 8192); a client that lets it fill is disconnected.
+    #[arg(long, env = "CONFAB_IRC_SENDQ_BYTES", default_value_t = 262_144, value_parser = clap::value_parser!(u32).range(8192..), value_name = "BYTES")]
+    pub irc_sendq_bytes: u32,
+
+    /// IRC lines a client may send at once before the steady rate applies.
+    #[arg(long, env = "CONFAB_IRC_FLOOD_BURST", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..), value_name = "LINES")]
+    pub irc_flood_burst: u32,
+
+    /// Steady IRC line rate per client after the burst, in lines per second (0.001 to 1000000); faster lines wait.
+    #[arg(long, env = "CONFAB_IRC_FLOOD_RATE", default_value_t = 4.0, value_parser = parse_rate, value_name = "PER_SECOND")]
+    pub irc_flood_rate: f64,
+
+    /// Time an IRC client has to complete registration, in seconds (1 to 3600).
+    #[arg(long, env = "CONFAB_IRC_REGISTRATION_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600), value_name = "SECONDS")]
+    pub irc_registration_timeout_secs: u64,
 }
 
 impl ServeArgs {

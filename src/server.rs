@@ -3,6 +3,7 @@
 
 use crate::config::ServeArgs;
 use crate::gateway::http::{self, AppState};
+use crate::gateway::irc::{self, IrcGateway, IrcSettings};
 use crate::gateway::socketio::{self, SocketIoSettings};
 use crate::hub::Hub;
 use crate::service::{ChatService, ServiceConfig};
@@ -23,6 +24,8 @@ pub fn service_config(args: &ServeArgs) -> ServiceConfig {
     ServiceConfig {
         max_message_chars: args.max_message_chars as usize,
         allow_guests: args.allow_guests,
+        min_password_chars: args.min_password_chars as usize,
+        allow_guest_rooms: args.allow_guest_rooms,
         session_ttl: Duration::from_secs(args.session_ttl_hours * 3600),
         guest_session_ttl: Duration::from_secs(args.guest_session_ttl_hours * 3600),
         send_burst: args.send_burst,
@@ -114,6 +117,13 @@ pub async fn serve(
         })
     };
 
+    // IRC gateway, bound before the listening line so scripts can connect once it shows.
+    let irc = if args.irc_enabled {
+        Some(start_irc(&args, service.clone()).await?)
+    } else {
+        None
+    };
+
     let addr = listener.local_addr()?;
     let scheme = if args.tls_cert.is_some() {
         "https"
@@ -133,6 +143,9 @@ pub async fn serve(
     tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutdown requested: closing connections");
+        if let Some(irc) = &irc {
+            irc.shutdown();
+        }
         socketio::close_all(&shutdown_io);
         if !shutdown_service.drain_writes(drain).await {
             tracing::warn!(?drain, "writes still running at the drain deadline");
@@ -191,6 +204,53 @@ pub async fn serve(
     service.close_store().await;
     tracing::info!("store closed; shutdown complete");
     Ok(())
+}
+
+/// Binds the IRC listeners and starts the gateway. Prints one line per listener.
+async fn start_irc(args: &ServeArgs, service: Arc<ChatService>) -> anyhow::Result<IrcGateway> {
+    let settings = IrcSettings {
+        server_name: args.irc_server_name.clone(),
+        nick_max_chars: args.irc_nick_length as usize,
+        sendq_bytes: args.irc_sendq_bytes as usize,
+        flood_burst: args.irc_flood_burst,
+        flood_rate: args.irc_flood_rate,
+        registration_timeout: Duration::from_secs(args.irc_registration_timeout_secs),
+    };
+    let mut listeners = Vec::new();
+    let plain = irc::bind(args.irc_listen, None)
+        .await
+        .with_context(|| format!("failed to listen for IRC on {}", args.irc_listen))?;
+    println!("confab irc listening on irc://{}", irc::local_addr(&plain)?);
+    listeners.push(plain);
+
+    if let (Some(addr), Some(cert), Some(key)) =
+        (args.irc_tls_listen, &args.tls_cert, &args.tls_key)
+    {
+        #[allow(deprecated)]
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let loaded = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+            .await
+            .with_context(|| {
+                format!(
+                    "failed to load TLS certificate {} and key {}",
+                    cert.display(),
+                    key.display()
+                )
+            })?;
+        // The HTTP configuration offers h2 and http/1.1 by ALPN; IRC clients offer none.
+        let mut config = (*loaded.get_inner()).clone();
+        config.alpn_protocols.clear();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let secure = irc::bind(addr, Some(acceptor))
+            .await
+            .with_context(|| format!("failed to listen for IRC over TLS on {addr}"))?;
+        println!(
+            "confab irc listening on ircs://{}",
+            irc::local_addr(&secure)?
+        );
+        listeners.push(secure);
+    }
+    Ok(IrcGateway::start(service, settings, listeners))
 }
 
 /// Completes on SIGINT or SIGTERM.

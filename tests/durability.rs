@@ -277,6 +277,38 @@ async fn serve_help_lists_every_option_with_default() {
         ),
         ("--log", "CONFAB_LOG", Some("info")),
         ("--log-format", "CONFAB_LOG_FORMAT", Some("text")),
+        (
+            "--allow-guest-rooms",
+            "CONFAB_ALLOW_GUEST_ROOMS",
+            Some("false"),
+        ),
+        (
+            "--min-password-chars",
+            "CONFAB_MIN_PASSWORD_CHARS",
+            Some("8"),
+        ),
+        // IRC gateway.
+        ("--irc-enabled", "CONFAB_IRC_ENABLED", Some("true")),
+        ("--irc-listen", "CONFAB_IRC_LISTEN", Some("127.0.0.1:6667")),
+        ("--irc-tls-listen", "CONFAB_IRC_TLS_LISTEN", None),
+        (
+            "--irc-server-name",
+            "CONFAB_IRC_SERVER_NAME",
+            Some("confab.irc"),
+        ),
+        ("--irc-nick-length", "CONFAB_IRC_NICK_LENGTH", Some("30")),
+        (
+            "--irc-sendq-bytes",
+            "CONFAB_IRC_SENDQ_BYTES",
+            Some("262144"),
+        ),
+        ("--irc-flood-burst", "CONFAB_IRC_FLOOD_BURST", Some("20")),
+        ("--irc-flood-rate", "CONFAB_IRC_FLOOD_RATE", Some("4")),
+        (
+            "--irc-registration-timeout-secs",
+            "CONFAB_IRC_REGISTRATION_TIMEOUT_SECS",
+            Some("30"),
+        ),
     ];
 
     // Split the help into one block per option: from its heading line up to the next.

@@ -68,8 +68,8 @@ pub fn error_message(code: ErrorCode, lang: Lang) -> &'static str {
             "显示名称（昵称）须为 1 到 64 个字符，至少包含一个可见字符，且不能包含控制字符或文字方向控制符。",
         ),
         ErrorCode::InvalidPassword => (
-            "Passwords are 8 to 128 characters long.",
-            "密码长度须为 8 到 128 个字符。",
+            "Passwords need the server's minimum length (8 characters by default) and at most 128 characters.",
+            "密码长度须达到服务器要求的最短长度（默认 8 个字符），且不超过 128 个字符。",
         ),
         ErrorCode::InvalidRoomName => (
             "Room names are 1 to 64 characters: letters of any script, digits, '.', '_' or '-', with no spaces.",

@@ -15,6 +15,7 @@ use crate::core::i18n::Notice;
 use crate::core::ids::{RoomId, SessionId, UserId};
 use crate::telemetry::Metrics;
 use serde_json::value::RawValue;
+use std::any::Any;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
@@ -30,6 +31,8 @@ pub struct Outbound {
     /// When the triggering request reached the service, for the latency histogram.
     pub started: Instant,
     json: OnceLock<Box<RawValue>>,
+    /// Another gateway's encoding of the event (IRC lines), also made once per fan-out.
+    encoded: OnceLock<Box<dyn Any + Send + Sync>>,
 }
 
 impl Outbound {
@@ -39,6 +42,7 @@ impl Outbound {
             event,
             started,
             json: OnceLock::new(),
+            encoded: OnceLock::new(),
         })
     }
 
@@ -48,6 +52,14 @@ impl Outbound {
             serde_json::value::to_raw_value(&self.event)
                 .expect("event types serialise without failure")
         })
+    }
+
+    /// Returns a gateway's own encoding of the event, made by `encode` on the first call.
+    /// One gateway type may use this slot; a call asking for another type gets `None`.
+    pub fn encoded<T: Any + Send + Sync>(&self, encode: impl FnOnce(&Event) -> T) -> Option<&T> {
+        self.encoded
+            .get_or_init(|| Box::new(encode(&self.event)))
+            .downcast_ref()
     }
 }
 

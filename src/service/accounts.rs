@@ -165,7 +165,7 @@ impl ChatService {
         let _write = self.begin_write()?;
 
         let username = names::validate_username(username)?;
-        names::validate_password(password)?;
+        names::validate_password(password, self.config.min_password_chars)?;
         let display_name = names::validate_display_name(display_name.unwrap_or(&username))?;
         let key = names::fold_key(&username);
         if self.store.user_by_username_key(&key).await?.is_some() {
@@ -316,7 +316,7 @@ impl ChatService {
         new: &str,
     ) -> ChatResult<()> {
         session.require_registered()?;
-        names::validate_password(new)?;
+        names::validate_password(new, self.config.min_password_chars)?;
         // Limits guessing with a stolen session and the argon2 work one user can start.
         self.password_limit.check(&session.user_id())?;
         let row = self.user_row(session.user_id()).await?;

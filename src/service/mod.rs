@@ -39,6 +39,10 @@ pub struct ServiceConfig {
     pub max_message_chars: usize,
     /// Whether visitors may join public rooms under a nickname without registering.
     pub allow_guests: bool,
+    /// Whether guests may create public rooms (as IRC guests do by joining a new channel).
+    pub allow_guest_rooms: bool,
+    /// Shortest password accepted at registration and password change, in characters.
+    pub min_password_chars: usize,
     /// Lifetime of a registered user's session.
     pub session_ttl: Duration,
     /// Lifetime of a guest session.
@@ -67,6 +71,8 @@ impl ServiceConfig {
         Self {
             max_message_chars: 4000,
             allow_guests: true,
+            min_password_chars: crate::core::names::PASSWORD_MIN_CHARS,
+            allow_guest_rooms: false,
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             guest_session_ttl: Duration::from_secs(24 * 3600),
             send_burst: 20,

@@ -144,7 +144,8 @@ impl ChatService {
             .collect())
     }
 
-    /// Creates a public or private room owned by the caller.
+    /// Creates a public or private room owned by the caller. Guests may create public
+    /// rooms only when `allow_guest_rooms` is set.
     pub async fn create_room(
         &self,
         session: &Session,
@@ -152,7 +153,9 @@ impl ChatService {
         topic: &str,
         visibility: Visibility,
     ) -> ChatResult<Room> {
-        session.require_registered()?;
+        if !(self.config.allow_guest_rooms && visibility == Visibility::Public) {
+            session.require_registered()?;
+        }
         if visibility == Visibility::Direct {
             return Err(ChatError::new(
                 ErrorCode::InvalidPayload,

@@ -949,3 +949,37 @@ fn tiny_png(width: u32) -> Vec<u8> {
     png.extend_from_slice(&[0, 0, 0, 0]);
     png
 }
+
+#[tokio::test]
+async fn guest_rooms_follow_the_setting() {
+    let f = fixture_with(|c| c.allow_guest_rooms = true).await;
+    let visitor = guest(&f, "访客").await;
+    let room = f
+        .service
+        .create_room(&visitor, "open-room", "", Visibility::Public)
+        .await
+        .expect("guests create public rooms when allowed");
+    assert_eq!(room.owner_id, Some(visitor.user_id()));
+    assert_eq!(
+        code(
+            f.service
+                .create_room(&visitor, "closed-room", "", Visibility::Private)
+                .await
+        ),
+        ErrorCode::GuestNotAllowed,
+        "private rooms stay registered-only"
+    );
+}
+
+#[tokio::test]
+async fn minimum_password_length_is_a_setting() {
+    let f = fixture_with(|c| c.min_password_chars = 4).await;
+    f.service
+        .register(ADDR, "shortpw", "abcd", None)
+        .await
+        .expect("a 4-character password is allowed at minimum 4");
+    assert_eq!(
+        code(f.service.register(ADDR, "shorterpw", "abc", None).await),
+        ErrorCode::InvalidPassword
+    );
+}

@@ -6,6 +6,8 @@
 // Each test binary compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
+pub mod irc;
+
 use futures_util::{SinkExt, StreamExt};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
@@ -34,6 +36,7 @@ pub const PASSWORD: &str = "correct horse battery";
 /// budget, because tests register many accounts from one address.
 const DEFAULT_OPTIONS: &[(&str, &str)] = &[
     ("listen", "127.0.0.1:0"),
+    ("irc-listen", "127.0.0.1:0"),
     ("auth-burst", "1000"),
     ("auth-rate", "60000"),
     ("log", "warn"),
@@ -46,6 +49,8 @@ pub struct Server {
     pub addr: SocketAddr,
     /// `http://127.0.0.1:PORT`, without a trailing slash.
     pub base: String,
+    /// Address of the plain-text IRC listener, when the gateway is on.
+    pub irc_addr: Option<SocketAddr>,
     pub data_dir: PathBuf,
     log_path: PathBuf,
     http: reqwest::Client,
@@ -100,23 +105,26 @@ impl Server {
         let mut child = command.spawn().expect("spawn the confab binary");
 
         // A thread reads stdout to its end, so the child never blocks on a full pipe, and
-        // hands over the first listening line.
+        // hands over the first listening line with the IRC lines printed before it.
         let stdout = child.stdout.take().expect("child stdout is piped");
-        let (line_tx, line_rx) = tokio::sync::oneshot::channel::<String>();
+        let (line_tx, line_rx) = tokio::sync::oneshot::channel::<(String, Vec<String>)>();
         std::thread::spawn(move || {
             let mut line_tx = Some(line_tx);
+            let mut irc_lines = Vec::new();
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if line.starts_with("confab listening on ")
+                if line.starts_with("confab irc listening on ") {
+                    irc_lines.push(line);
+                } else if line.starts_with("confab listening on ")
                     && let Some(tx) = line_tx.take()
                 {
-                    let _ = tx.send(line);
+                    let _ = tx.send((line, std::mem::take(&mut irc_lines)));
                 }
             }
         });
 
-        let line = match tokio::time::timeout(STARTUP_TIMEOUT, line_rx).await {
-            Ok(Ok(line)) => line,
+        let (line, irc_lines) = match tokio::time::timeout(STARTUP_TIMEOUT, line_rx).await {
+            Ok(Ok(lines)) => lines,
             Ok(Err(_)) => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -146,10 +154,16 @@ impl Server {
             .parse()
             .unwrap_or_else(|e| panic!("listening line has no socket address: {line:?}: {e}"));
 
+        let irc_addr = irc_lines.iter().find_map(|l| {
+            l.strip_prefix("confab irc listening on irc://")
+                .and_then(|a| a.trim().parse().ok())
+        });
+
         Server {
             child,
             addr,
             base,
+            irc_addr,
             data_dir: data_dir.to_owned(),
             log_path,
             http: http_client(None),

@@ -52,6 +52,8 @@ DEFAULT_OPTIONS = [
 ]
 
 LISTENING_LINE = re.compile(r"^confab listening on (https?://\S+)\s*$")
+# Printed before LISTENING_LINE when the IRC gateway is on.
+IRC_LISTENING_LINE = re.compile(r"^confab irc listening on (ircs?)://(\S+):(\d+)\s*$")
 
 
 class ServerProcess:
@@ -63,6 +65,10 @@ class ServerProcess:
         self.log_path = log_path
         self.args = args
         self.url: str | None = None
+        # (host, port) of the plain-text IRC listener, when the gateway is on.
+        self.irc_address: tuple[str, int] | None = None
+        # (host, port) of the IRC-over-TLS listener, when one is configured.
+        self.irc_tls_address: tuple[str, int] | None = None
         self.proc: subprocess.Popen[str] | None = None
         self.killed = False
         self._stdout_lines: queue.Queue[str | None] = queue.Queue()
@@ -72,6 +78,7 @@ class ServerProcess:
         return [
             self.binary, "serve",
             "--listen", "127.0.0.1:0",
+            "--irc-listen", "127.0.0.1:0",
             "--data-dir", str(self.data_dir),
             "--log", "info,confab=debug",
             *self.args,
@@ -116,6 +123,14 @@ class ServerProcess:
                     f"confab exited with status {self.proc.returncode} before listening\n"
                     + self.log_text()
                 )
+            irc_match = IRC_LISTENING_LINE.match(line)
+            if irc_match:
+                address = (irc_match.group(2), int(irc_match.group(3)))
+                if irc_match.group(1) == "ircs":
+                    self.irc_tls_address = address
+                else:
+                    self.irc_address = address
+                continue
             match = LISTENING_LINE.match(line)
             if match:
                 self.url = match.group(1)

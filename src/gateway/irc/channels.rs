@@ -1,0 +1,441 @@
+//! Channel and message commands: JOIN, PART, PRIVMSG, NOTICE, TOPIC, NAMES, MODE, and
+//! the informational AWAY, LUSERS and MOTD. Rooms appear as `#room-name`; every rule is
+//! the service's.
+
+use super::conn::Connection;
+use super::names::{channel_key, nick_from_display_name};
+use super::numerics::*;
+use super::sink::user_source;
+use crate::core::error::ErrorCode;
+use crate::core::ids::RoomId;
+use crate::core::model::Visibility;
+use crate::core::role::Role;
+use crate::service::RoomRef;
+
+/// Bytes of a 353 line that the names may fill, leaving room for the line's head.
+const NAMES_LINE_BUDGET: usize = 400;
+
+impl Connection {
+    /// Handles `JOIN #a,#b`. A missing channel is created, as IRC servers create channels
+    /// on first join, if the service lets this user create rooms; otherwise, and for a
+    /// private room the user is not invited to, the reply is 403, so a private room's
+    /// existence does not leak.
+    pub(super) async fn join(&mut self, targets: &str) {
+        for channel in targets.split(',').filter(|c| !c.is_empty()) {
+            self.join_one(channel).await;
+        }
+    }
+
+    async fn join_one(&mut self, channel: &str) {
+        let (Some(view), Some(session)) = (self.view.clone(), self.session.clone()) else {
+            return;
+        };
+        let service = self.shared.service.clone();
+        let Some(name) = channel.strip_prefix('#') else {
+            self.numeric(ERR_NOSUCHCHANNEL, &[channel, "No such channel"]);
+            return;
+        };
+        let room = match service.find_room(&RoomRef::Name(name.to_owned())).await {
+            Ok(room) => service.join_room(&session, room.id).await,
+            Err(err) if err.code() == ErrorCode::RoomNotFound => {
+                service
+                    .create_room(&session, name, "", Visibility::Public)
+                    .await
+            }
+            Err(err) => Err(err),
+        };
+        let room = match room {
+            Ok(room) => room,
+            Err(err)
+                if matches!(
+                    err.code(),
+                    ErrorCode::RoomNotFound
+                        | ErrorCode::InvalidRoomName
+                        | ErrorCode::GuestNotAllowed
+                ) =>
+            {
+                self.numeric(ERR_NOSUCHCHANNEL, &[channel, "No such channel"]);
+                return;
+            }
+            Err(err) => {
+                let text = self.error_text(&err);
+                self.numeric("477", &[channel, text]);
+                return;
+            }
+        };
+
+        // Already a member (the service sent no `room:added`): show the JOIN here.
+        let channel = format!("#{}", room.name);
+        if let Some(conn_id) = self.conn_id {
+            service.hub().subscribe(conn_id, room.id);
+        }
+        {
+            let mut channels = view.lock_channels();
+            if let std::collections::hash_map::Entry::Vacant(entry) = channels.entry(room.id) {
+                entry.insert(channel.clone());
+                let source = user_source(&view.nick(), view.user_id);
+                self.emit(format!(":{source} JOIN {channel}\r\n"));
+            }
+        }
+        if !room.topic.is_empty() {
+            self.numeric(RPL_TOPIC, &[&channel, &room.topic]);
+        }
+        self.send_names(room.id, &channel).await;
+    }
+
+    /// Handles `PART #a,#b`: the user leaves the room on every protocol.
+    pub(super) async fn part(&mut self, targets: &str) {
+        let (Some(view), Some(session)) = (self.view.clone(), self.session.clone()) else {
+            return;
+        };
+        for channel in targets.split(',').filter(|c| !c.is_empty()) {
+            let Some(room) = view.room_of(channel) else {
+                self.numeric(ERR_NOTONCHANNEL, &[channel, "You're not on that channel"]);
+                continue;
+            };
+            if let Err(err) = self.shared.service.leave_room(&session, room).await {
+                let text = self.error_text(&err);
+                self.numeric(ERR_NOTONCHANNEL, &[channel, text]);
+            }
+        }
+    }
+
+    /// Handles `PRIVMSG` and `NOTICE` to channels. NOTICE gets no error replies
+    /// (RFC 2812 section 3.3.2).
+    pub(super) async fn privmsg(&mut self, params: &[String], notice: bool) {
+        let (Some(view), Some(session)) = (self.view.clone(), self.session.clone()) else {
+            return;
+        };
+        let Some(targets) = params.first().filter(|t| !t.is_empty()) else {
+            if !notice {
+                self.numeric(ERR_NORECIPIENT, &["No recipient given (PRIVMSG)"]);
+            }
+            return;
+        };
+        let Some(text) = params.get(1).filter(|t| !t.is_empty()) else {
+            if !notice {
+                self.numeric(ERR_NOTEXTTOSEND, &["No text to send"]);
+            }
+            return;
+        };
+        let body = decode_body(text);
+        for target in targets.split(',').filter(|t| !t.is_empty()) {
+            if !target.starts_with('#') {
+                // NOTE: direct messages to a nickname are not carried over IRC yet.
+                if !notice {
+                    self.numeric(ERR_NOSUCHNICK, &[target, "No such nick/channel"]);
+                }
+                continue;
+            }
+            let Some(room) = view.room_of(target) else {
+                if !notice {
+                    self.numeric(
+                        ERR_CANNOTSENDTOCHAN,
+                        &[target, "Cannot send to channel: join it first"],
+                    );
+                }
+                continue;
+            };
+            let sent = self
+                .shared
+                .service
+                .send_message(&session, room, &body, None)
+                .await;
+            if let Err(err) = sent
+                && !notice
+            {
+                let text = format!("Cannot send to channel: {}", self.error_text(&err));
+                self.numeric(ERR_CANNOTSENDTOCHAN, &[target, &text]);
+            }
+        }
+    }
+
+    /// Handles `TOPIC #chan` (query) and `TOPIC #chan :text` (set; moderators only).
+    pub(super) async fn topic(&mut self, params: &[String]) {
+        let (Some(view), Some(session)) = (self.view.clone(), self.session.clone()) else {
+            return;
+        };
+        let channel = params[0].as_str();
+        let Some(room_id) = view.room_of(channel) else {
+            self.numeric(ERR_NOTONCHANNEL, &[channel, "You're not on that channel"]);
+            return;
+        };
+        let service = self.shared.service.clone();
+        if let Some(topic) = params.get(1) {
+            if let Err(err) = service.set_topic(&session, room_id, topic).await {
+                let text = self.error_text(&err);
+                let code = if err.code() == ErrorCode::Forbidden {
+                    ERR_CHANOPRIVSNEEDED
+                } else {
+                    ERR_NEEDMOREPARAMS
+                };
+                self.numeric(code, &[channel, text]);
+            }
+            return;
+        }
+        match service.room(&session, room_id).await {
+            Ok(entry) if entry.room.topic.is_empty() => {
+                self.numeric(RPL_NOTOPIC, &[channel, "No topic is set"]);
+            }
+            Ok(entry) => self.numeric(RPL_TOPIC, &[channel, &entry.room.topic]),
+            Err(err) => {
+                let text = self.error_text(&err);
+                self.numeric(ERR_NOSUCHCHANNEL, &[channel, text]);
+            }
+        }
+    }
+
+    /// Handles `NAMES #chan`; without a channel, replies with only 366 for `*`.
+    pub(super) async fn names_command(&mut self, target: Option<&String>) {
+        let Some(view) = self.view.clone() else {
+            return;
+        };
+        let Some(channel) = target.filter(|t| !t.is_empty()) else {
+            self.numeric(RPL_ENDOFNAMES, &["*", "End of /NAMES list"]);
+            return;
+        };
+        match view.room_of(channel) {
+            Some(room) => self.send_names(room, channel).await,
+            None => self.numeric(RPL_ENDOFNAMES, &[channel, "End of /NAMES list"]),
+        }
+    }
+
+    /// Sends 353 lines listing a room's members, moderators prefixed with '@', then 366.
+    /// Members are the room's members, online or not.
+    async fn send_names(&mut self, room: RoomId, channel: &str) {
+        let Some(session) = self.session.clone() else {
+            return;
+        };
+        let members = match self.shared.service.members(&session, room).await {
+            Ok(members) => members,
+            Err(err) => {
+                let text = self.error_text(&err);
+                self.numeric(ERR_NOSUCHCHANNEL, &[channel, text]);
+                return;
+            }
+        };
+        let mut line = String::new();
+        for member in &members {
+            let prefix = if member.role.is_moderator() { "@" } else { "" };
+            let name = format!(
+                "{prefix}{}",
+                nick_from_display_name(&member.user.display_name)
+            );
+            if !line.is_empty() && line.len() + name.len() + 1 > NAMES_LINE_BUDGET {
+                let full = std::mem::take(&mut line);
+                self.numeric(RPL_NAMREPLY, &["=", channel, &full]);
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(&name);
+        }
+        if !line.is_empty() {
+            self.numeric(RPL_NAMREPLY, &["=", channel, &line]);
+        }
+        self.numeric(RPL_ENDOFNAMES, &[channel, "End of /NAMES list"]);
+    }
+
+    /// Handles `MODE`. Channel modes mirror the room: `t` (only moderators set the topic)
+    /// always, `i` for private rooms; `+o`/`-o` set a member's role through the service.
+    /// User modes: only `i`, always set.
+    pub(super) async fn mode(&mut self, params: &[String]) {
+        let (Some(view), Some(session)) = (self.view.clone(), self.session.clone()) else {
+            return;
+        };
+        let target = params[0].as_str();
+        if !target.starts_with('#') {
+            if channel_key(target) != channel_key(&view.nick()) {
+                self.numeric(ERR_USERSDONTMATCH, &["Cannot change mode for other users"]);
+            } else if params.len() == 1 {
+                self.numeric(RPL_UMODEIS, &["+i"]);
+            } else if params[1].chars().any(|c| !matches!(c, '+' | '-' | 'i')) {
+                self.numeric("501", &["Unknown MODE flag"]);
+            }
+            return;
+        }
+        let Some(room_id) = view.room_of(target) else {
+            self.numeric(ERR_NOTONCHANNEL, &[target, "You're not on that channel"]);
+            return;
+        };
+        let service = self.shared.service.clone();
+        if params.len() == 1 {
+            match service.room(&session, room_id).await {
+                Ok(entry) => {
+                    let modes = match entry.room.visibility {
+                        Visibility::Public => "+t",
+                        _ => "+it",
+                    };
+                    self.numeric(RPL_CHANNELMODEIS, &[target, modes]);
+                }
+                Err(err) => {
+                    let text = self.error_text(&err);
+                    self.numeric(ERR_NOSUCHCHANNEL, &[target, text]);
+                }
+            }
+            return;
+        }
+        let change = params[1].as_str();
+        let role = match change {
+            "+o" => Role::Admin,
+            "-o" => Role::Member,
+            _ => {
+                let letter = change
+                    .trim_start_matches(['+', '-'])
+                    .chars()
+                    .next()
+                    .unwrap_or('?');
+                self.numeric(
+                    ERR_UNKNOWNMODE,
+                    &[&letter.to_string(), "is unknown mode char to me"],
+                );
+                return;
+            }
+        };
+        let Some(nick) = params.get(2) else {
+            self.numeric(ERR_NEEDMOREPARAMS, &["MODE", "Not enough parameters"]);
+            return;
+        };
+        let members = match service.members(&session, room_id).await {
+            Ok(members) => members,
+            Err(err) => {
+                let text = self.error_text(&err);
+                self.numeric(ERR_NOSUCHCHANNEL, &[target, text]);
+                return;
+            }
+        };
+        let key = channel_key(nick);
+        let Some(member) = members
+            .iter()
+            .find(|m| channel_key(&nick_from_display_name(&m.user.display_name)) == key)
+        else {
+            self.numeric(
+                ERR_USERNOTINCHANNEL,
+                &[nick, target, "They aren't on that channel"],
+            );
+            return;
+        };
+        match service
+            .set_role(&session, room_id, member.user.id, role)
+            .await
+        {
+            Ok(()) => {
+                let source = user_source(&view.nick(), view.user_id);
+                self.emit(format!(":{source} MODE {target} {change} {nick}\r\n"));
+            }
+            Err(err) => {
+                let text = self.error_text(&err);
+                self.numeric(ERR_CHANOPRIVSNEEDED, &[target, text]);
+            }
+        }
+    }
+
+    /// Handles `AWAY [:message]` for this connection.
+    pub(super) fn away_command(&mut self, message: Option<&String>) {
+        match message.filter(|m| !m.is_empty()) {
+            Some(message) => {
+                self.away = Some(message.clone());
+                self.numeric(RPL_NOWAWAY, &["You have been marked as being away"]);
+            }
+            None => {
+                self.away = None;
+                self.numeric(RPL_UNAWAY, &["You are no longer marked as being away"]);
+            }
+        }
+    }
+
+    /// Sends the LUSERS replies from the hub's live counts on this node.
+    pub(super) fn lusers(&mut self) {
+        let stats = self.shared.service.stats();
+        self.numeric(
+            RPL_LUSERCLIENT,
+            &[&format!(
+                "There are {} users and 0 invisible on 1 servers",
+                stats.online_users
+            )],
+        );
+        self.numeric(
+            RPL_LUSERME,
+            &[&format!(
+                "I have {} clients and 0 servers",
+                stats.connections
+            )],
+        );
+    }
+
+    /// Sends the MOTD reply: Confab has no message of the day, so 422.
+    pub(super) fn motd(&mut self) {
+        self.numeric(ERR_NOMOTD, &["MOTD File is missing"]);
+    }
+}
+
+/// Turns an IRC message text into a Confab body: a CTCP ACTION becomes `/me text`, and
+/// mIRC formatting codes (bold, colour, italics, underline, reverse, reset), which are
+/// control characters that bodies may not contain, are removed.
+pub fn decode_body(text: &str) -> String {
+    let text = match text
+        .strip_prefix("\u{1}ACTION ")
+        .map(|rest| rest.strip_suffix('\u{1}').unwrap_or(rest))
+    {
+        Some(action) => format!("/me {action}"),
+        None => text.to_owned(),
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{2}' | '\u{f}' | '\u{11}' | '\u{16}' | '\u{1d}' | '\u{1e}' | '\u{1f}' => {}
+            '\u{3}' => {
+                // Colour: up to two digits, then optionally a comma and up to two digits.
+                skip_digits(&mut chars);
+                let mut lookahead = chars.clone();
+                if lookahead.next() == Some(',')
+                    && lookahead.peek().is_some_and(|d| d.is_ascii_digit())
+                {
+                    chars.next();
+                    skip_digits(&mut chars);
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn skip_digits(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    for _ in 0..2 {
+        if chars.peek().is_some_and(|d| d.is_ascii_digit()) {
+            chars.next();
+        }
+    }
+}
+
+/// Turns a Confab body back into IRC text: `/me text` becomes a CTCP ACTION.
+pub fn encode_body(body: &str) -> std::borrow::Cow<'_, str> {
+    match body.strip_prefix("/me ") {
+        Some(action) => format!("\u{1}ACTION {action}\u{1}").into(),
+        None => body.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_and_formatting_decode() {
+        assert_eq!(decode_body("\u{1}ACTION waves\u{1}"), "/me waves");
+        assert_eq!(
+            decode_body("\u{2}bold\u{2} \u{3}04,12red\u{3} plain"),
+            "bold red plain"
+        );
+        assert_eq!(decode_body("\u{3}5,x"), ",x");
+        assert_eq!(decode_body("你好 👋"), "你好 👋");
+    }
+
+    #[test]
+    fn action_encodes_back() {
+        assert_eq!(encode_body("/me waves"), "\u{1}ACTION waves\u{1}");
+        assert_eq!(encode_body("hi"), "hi");
+    }
+}

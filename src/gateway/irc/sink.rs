@@ -1,0 +1,327 @@
+//! The outbound side of one IRC connection: a byte-bounded send queue, and the hub's
+//! [`Sink`] that turns chat events into IRC lines.
+//!
+//! Slow-client policy: every line, reply or event, counts against the connection's SendQ
+//! budget in bytes. A line that would exceed it closes the connection with
+//! `ERROR :SendQ exceeded`, which the log records too. Dropping lines instead would leave
+//! the client with a hole it cannot see.
+
+use super::caps::{CapSet, Capability};
+use super::line::{self, server_time};
+use super::names::nick_from_display_name;
+use crate::core::event::Event;
+use crate::core::i18n::{self, Lang, Notice};
+use crate::core::ids::{RoomId, UserId};
+use crate::core::model::{Message, MessageKind};
+use crate::hub::{Outbound, Sink, SinkError};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Reason sent with `ERROR` when the send queue overflows, as other IRC servers word it.
+pub const SENDQ_EXCEEDED: &str = "SendQ exceeded";
+
+/// A connection's queue of encoded lines waiting for the socket writer.
+pub struct SendQueue {
+    tx: mpsc::UnboundedSender<String>,
+    /// Bytes queued and not yet written to the socket.
+    queued: AtomicUsize,
+    /// Maximum of `queued`, in bytes.
+    max_bytes: usize,
+    /// Cancelled when the connection starts closing; the reader and writer stop on it.
+    pub closing: CancellationToken,
+    /// The reason sent in the final `ERROR` line, set once.
+    close_reason: OnceLock<String>,
+}
+
+impl SendQueue {
+    /// Creates a queue and the receiver its writer task drains.
+    pub fn new(max_bytes: usize) -> (Arc<Self>, mpsc::UnboundedReceiver<String>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queue = Arc::new(Self {
+            tx,
+            queued: AtomicUsize::new(0),
+            max_bytes,
+            closing: CancellationToken::new(),
+            close_reason: OnceLock::new(),
+        });
+        (queue, rx)
+    }
+
+    /// Queues one line (ending in CR LF) within the byte budget.
+    pub fn push(&self, line: String) -> Result<(), SinkError> {
+        if self.closing.is_cancelled() {
+            return Err(SinkError::Closed);
+        }
+        let bytes = line.len();
+        let before = self.queued.fetch_add(bytes, Ordering::AcqRel);
+        if before + bytes > self.max_bytes {
+            self.queued.fetch_sub(bytes, Ordering::AcqRel);
+            return Err(SinkError::Full);
+        }
+        self.tx.send(line).map_err(|_| SinkError::Closed)
+    }
+
+    /// Queues a line, and closes the connection with "SendQ exceeded" if it does not fit.
+    pub fn send(&self, line: String) {
+        if self.push(line) == Err(SinkError::Full) {
+            self.close(SENDQ_EXCEEDED);
+        }
+    }
+
+    /// Records that the writer wrote `bytes` bytes to the socket.
+    pub fn written(&self, bytes: usize) {
+        self.queued.fetch_sub(bytes, Ordering::AcqRel);
+    }
+
+    /// Queues `ERROR :reason` outside the budget and starts closing. Later calls do nothing.
+    pub fn close(&self, reason: &str) {
+        if self.close_reason.set(reason.to_owned()).is_err() {
+            return;
+        }
+        tracing::info!(reason, "closing IRC connection");
+        let mut error = String::from("ERROR");
+        line::push_params(&mut error, &[reason]);
+        error.push_str("\r\n");
+        let _ = self.tx.send(error);
+        self.closing.cancel();
+    }
+
+    /// Returns the reason the connection is closing, if it is.
+    pub fn close_reason(&self) -> Option<&str> {
+        self.close_reason.get().map(String::as_str)
+    }
+}
+
+/// What the connection and its sink share: who the client is, what it negotiated and
+/// which rooms it shows as channels.
+pub struct ClientView {
+    pub user_id: UserId,
+    pub nick: RwLock<String>,
+    pub caps: CapSet,
+    /// Rooms shown to this client as joined channels, with the channel name (with '#').
+    pub channels: Mutex<HashMap<RoomId, String>>,
+}
+
+impl ClientView {
+    /// Returns the current nickname.
+    pub fn nick(&self) -> String {
+        self.nick.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Returns the channel name of a room this client shows as joined.
+    pub fn channel(&self, room: RoomId) -> Option<String> {
+        self.lock_channels().get(&room).cloned()
+    }
+
+    /// Finds the joined room for a channel name, compared by the advertised casemapping.
+    pub fn room_of(&self, channel: &str) -> Option<RoomId> {
+        let key = super::names::channel_key(channel);
+        self.lock_channels()
+            .iter()
+            .find(|(_, name)| super::names::channel_key(name) == key)
+            .map(|(id, _)| *id)
+    }
+
+    pub fn lock_channels(&self) -> std::sync::MutexGuard<'_, HashMap<RoomId, String>> {
+        self.channels.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Returns the IRC message id of a stored message: `<room id>-<seq>`, unique on the
+/// server and enough to find the message's place in its room's history.
+pub fn msgid_of(message: &Message) -> String {
+    format!("{}-{}", message.room_id, message.seq)
+}
+
+/// Returns the source (`nick!user@host`) shown for a user.
+pub fn user_source(nick: &str, user: UserId) -> String {
+    format!("{nick}!u{user}@confab")
+}
+
+/// The IRC form of a text message, encoded once per fan-out and shared by recipients.
+pub struct TextLines {
+    /// `time=…;msgid=…`, sent to clients with server-time or message-tags.
+    time: String,
+    msgid: String,
+    /// Complete lines without tags, each ending in CR LF.
+    lines: Vec<String>,
+}
+
+/// Bytes of a line body, CR LF included, that a split message may fill.
+const LINE_BUDGET: usize = line::MAX_BODY_BYTES - 2;
+
+/// Encodes a text message to `channel` as PRIVMSG lines. Each line of the body becomes
+/// at least one PRIVMSG, and a line too long for one IRC line is split between grapheme
+/// clusters so the pieces rejoin to the original; blank lines are left out.
+pub fn encode_text(message: &Message, channel: &str) -> TextLines {
+    let nick = nick_from_display_name(&message.author_name);
+    let source = user_source(&nick, message.author_id.unwrap_or(UserId(0)));
+    let head = format!(":{source} PRIVMSG {channel} :");
+    let budget = LINE_BUDGET.saturating_sub(head.len());
+    let mut lines = Vec::new();
+    // A one-line `/me` body goes out as a CTCP ACTION when it fits in one line.
+    let action = super::channels::encode_body(&message.body);
+    if matches!(action, std::borrow::Cow::Owned(_))
+        && !action.contains('\n')
+        && action.len() <= budget
+    {
+        lines.push(format!("{head}{action}\r\n"));
+        return TextLines {
+            time: server_time(message.created_at),
+            msgid: msgid_of(message),
+            lines,
+        };
+    }
+    for body_line in message.body.split('\n') {
+        if body_line.trim().is_empty() {
+            continue;
+        }
+        for piece in line::split_graphemes(body_line, budget) {
+            lines.push(format!("{head}{piece}\r\n"));
+        }
+    }
+    TextLines {
+        time: server_time(message.created_at),
+        msgid: msgid_of(message),
+        lines,
+    }
+}
+
+impl TextLines {
+    /// Returns the tag prefix (with '@' and trailing space) for a client's caps.
+    pub fn tags_for(&self, caps: &CapSet, label: Option<&str>) -> String {
+        tag_prefix(caps, &self.time, &self.msgid, label)
+    }
+
+    /// Returns the encoded lines without tags.
+    pub fn lines(&self) -> &[String] {
+        &self.lines
+    }
+}
+
+/// Builds the tag section for one line sent to a client with `caps`.
+pub fn tag_prefix(caps: &CapSet, time: &str, msgid: &str, label: Option<&str>) -> String {
+    let mut tags: Vec<String> = Vec::new();
+    if let Some(label) = label.filter(|_| caps.has(Capability::LabeledResponse)) {
+        let mut value = String::new();
+        line::escape_tag_value(label, &mut value);
+        tags.push(format!("label={value}"));
+    }
+    if caps.has(Capability::ServerTime) || caps.has(Capability::MessageTags) {
+        tags.push(format!("time={time}"));
+    }
+    if caps.has(Capability::MessageTags) {
+        tags.push(format!("msgid={msgid}"));
+    }
+    if tags.is_empty() {
+        String::new()
+    } else {
+        format!("@{} ", tags.join(";"))
+    }
+}
+
+/// The hub's view of one IRC connection.
+pub struct IrcSink {
+    pub queue: Arc<SendQueue>,
+    pub view: Arc<ClientView>,
+}
+
+impl IrcSink {
+    fn push_all(&self, lines: impl IntoIterator<Item = String>) -> Result<(), SinkError> {
+        for line in lines {
+            self.queue.push(line)?;
+        }
+        Ok(())
+    }
+
+    fn message_new(&self, event: &Arc<Outbound>, m: &Message) -> Result<(), SinkError> {
+        let Some(channel) = self.view.channel(m.room_id) else {
+            // A room this client does not show; a JOIN for it arrives as `room:added`.
+            return Ok(());
+        };
+        let own = m.author_id == Some(self.view.user_id);
+        let author = nick_from_display_name(&m.author_name);
+        let source = user_source(&author, m.author_id.unwrap_or(UserId(0)));
+        let tags = tag_prefix(
+            &self.view.caps,
+            &server_time(m.created_at),
+            &msgid_of(m),
+            None,
+        );
+        match m.kind {
+            MessageKind::Text => {
+                if own && !self.view.caps.has(Capability::EchoMessage) {
+                    return Ok(());
+                }
+                let Some(text) = event.encoded(|_| encode_text(m, &channel)) else {
+                    return Ok(());
+                };
+                let tags = text.tags_for(&self.view.caps, None);
+                self.push_all(text.lines().iter().map(|l| format!("{tags}{l}")))
+            }
+            // This client's own joins and parts arrive as `room:added` and `room:removed`.
+            MessageKind::Join if !own => self
+                .queue
+                .push(format!("{tags}:{source} JOIN {channel}\r\n")),
+            MessageKind::Leave if !own => self
+                .queue
+                .push(format!("{tags}:{source} PART {channel}\r\n")),
+            MessageKind::Kick => {
+                let target = nick_from_display_name(m.target_name.as_deref().unwrap_or("*"));
+                if m.target_id == Some(self.view.user_id) {
+                    self.view.lock_channels().remove(&m.room_id);
+                }
+                self.queue
+                    .push(format!("{tags}:{source} KICK {channel} {target}\r\n"))
+            }
+            MessageKind::Topic => {
+                let mut out = format!("{tags}:{source} TOPIC {channel}");
+                line::push_params(&mut out, &[m.body.as_str()]);
+                out.push_str("\r\n");
+                self.queue.push(out)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Sink for IrcSink {
+    fn send(&self, event: &Arc<Outbound>) -> Result<(), SinkError> {
+        match &event.event {
+            Event::MessageNew(m) => self.message_new(event, m),
+            Event::RoomAdded(room) => {
+                let channel = format!("#{}", room.name);
+                let source = user_source(&self.view.nick(), self.view.user_id);
+                let mut channels = self.view.lock_channels();
+                if channels.insert(room.id, channel.clone()).is_some() {
+                    return Ok(());
+                }
+                // Queued under the lock, so a JOIN sent by the command handler cannot
+                // be queued twice.
+                self.queue.push(format!(":{source} JOIN {channel}\r\n"))
+            }
+            Event::RoomRemoved(removed) => {
+                let source = user_source(&self.view.nick(), self.view.user_id);
+                let mut channels = self.view.lock_channels();
+                match channels.remove(&removed.room_id) {
+                    Some(channel) => self.queue.push(format!(":{source} PART {channel}\r\n")),
+                    None => Ok(()),
+                }
+            }
+            // NOTE: IRC has no edits or deletions, so edited and deleted messages are not
+            // shown to IRC clients; typing and presence hints are not sent either.
+            _ => Ok(()),
+        }
+    }
+
+    fn close(&self, notice: Notice) {
+        let reason = match notice {
+            Notice::SlowConsumer => SENDQ_EXCEEDED,
+            other => i18n::notice(other, Lang::En),
+        };
+        self.queue.close(reason);
+    }
+}

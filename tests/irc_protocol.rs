@@ -1,0 +1,648 @@
+//! IRC gateway protocol tests: raw IRC over TCP against the real server. Each test
+//! names the specification clause it checks.
+
+mod common;
+
+use common::irc::{IrcClient, command_of, plain, tag, trailing};
+use common::{PASSWORD, Server, unique_suffix};
+use serde_json::json;
+use std::time::Duration;
+
+fn irc_addr(server: &Server) -> std::net::SocketAddr {
+    server
+        .irc_addr
+        .expect("the server printed its IRC listening line")
+}
+
+/// Short pause for checking that nothing else arrives.
+const QUIET: Duration = Duration::from_millis(400);
+
+/// RFC 2812 3.1 and 5.1: NICK and USER register a client, which gets 001 to 004, at
+/// least one 005 and the MOTD reply.
+#[tokio::test]
+async fn registration_without_cap() {
+    let server = Server::start(&[]).await;
+    let mut client = IrcClient::connect(irc_addr(&server)).await;
+    client.send("NICK plainnick").await;
+    client.send("USER plain 0 * :Plain Nick").await;
+    for code in ["001", "002", "003", "004", "005", "422"] {
+        let line = client.expect_numeric(code).await;
+        assert!(line.starts_with(":confab.irc "), "{line}");
+        assert!(line.contains(" plainnick "), "{line}");
+    }
+    let isupport = client.received.iter().filter(|l| command_of(l) == "005");
+    let tokens: String = isupport.cloned().collect::<Vec<_>>().join(" ");
+    for token in [
+        "CASEMAPPING=",
+        "CHANTYPES=#",
+        "LINELEN=512",
+        "TARGMAX=",
+        "UTF8ONLY",
+    ] {
+        assert!(tokens.contains(token), "005 lacks {token}: {tokens}");
+    }
+}
+
+/// IRCv3 Capability Negotiation: after `CAP LS`, registration waits for `CAP END`;
+/// `CAP REQ` is acknowledged whole or refused whole.
+#[tokio::test]
+async fn registration_waits_for_cap_end() {
+    let server = Server::start(&[]).await;
+    let mut client = IrcClient::connect(irc_addr(&server)).await;
+    client.send("CAP LS 302").await;
+    client.send("NICK capnick").await;
+    client.send("USER cap 0 * :Cap Nick").await;
+    let ls = client.wait_for(|l| command_of(l) == "CAP").await;
+    assert!(ls.contains("sasl=PLAIN"), "{ls}");
+    assert!(ls.contains("server-time"), "{ls}");
+
+    client.send("CAP REQ :server-time no-such-cap").await;
+    let nak = client.wait_for(|l| command_of(l) == "CAP").await;
+    assert!(nak.contains(" NAK "), "{nak}");
+    client.send("CAP REQ :server-time echo-message").await;
+    let ack = client.wait_for(|l| command_of(l) == "CAP").await;
+    assert!(ack.contains(" ACK "), "{ack}");
+    assert_eq!(trailing(&ack), "server-time echo-message");
+
+    let early = client.lines_within(QUIET).await;
+    assert!(
+        early.iter().all(|l| command_of(l) != "001"),
+        "registered before CAP END: {early:?}"
+    );
+    client.send("CAP END").await;
+    client.expect_numeric("001").await;
+    client.send("CAP LIST").await;
+    let list = client.wait_for(|l| l.contains(" LIST ")).await;
+    assert!(list.contains("echo-message"), "{list}");
+}
+
+/// IRCv3 SASL 3.1 with RFC 4616 PLAIN: the right password gives 900 and 903, and the
+/// client's nickname is the account's; a wrong one gives 904 and registers nothing.
+#[tokio::test]
+async fn sasl_plain_success_and_failure() {
+    let server = Server::start(&[]).await;
+    let name = format!("sasl{}", unique_suffix());
+    server.register(&name).await;
+
+    let client = IrcClient::sasl(irc_addr(&server), "whatever", &name, PASSWORD, "").await;
+    let welcome = client
+        .received
+        .iter()
+        .find(|l| command_of(l) == "001")
+        .unwrap();
+    assert!(welcome.contains(&format!(" 001 {name} ")), "{welcome}");
+    assert!(client.received.iter().any(|l| command_of(l) == "900"));
+
+    let mut bad = IrcClient::connect(irc_addr(&server)).await;
+    bad.send("CAP REQ :sasl").await;
+    bad.send("AUTHENTICATE PLAIN").await;
+    bad.wait_for(|l| l == "AUTHENTICATE +").await;
+    bad.send(&format!("AUTHENTICATE {}", plain(&name, "wrong password")))
+        .await;
+    bad.expect_numeric("904").await;
+}
+
+/// IRCv3 SASL 3.1: `*` aborts with 906, invalid base64 fails with 904, a response over
+/// the size limit gets 905, and an unknown mechanism gets 908 and 904.
+#[tokio::test]
+async fn sasl_abort_bad_base64_and_too_long() {
+    let server = Server::start(&[]).await;
+    let mut client = IrcClient::connect(irc_addr(&server)).await;
+    client.send("CAP REQ :sasl").await;
+
+    client.send("AUTHENTICATE PLAIN").await;
+    client.wait_for(|l| l == "AUTHENTICATE +").await;
+    client.send("AUTHENTICATE *").await;
+    client.expect_numeric("906").await;
+
+    client.send("AUTHENTICATE PLAIN").await;
+    client.wait_for(|l| l == "AUTHENTICATE +").await;
+    client.send("AUTHENTICATE !!!not-base64!!!").await;
+    client.expect_numeric("904").await;
+
+    client.send("AUTHENTICATE PLAIN").await;
+    client.wait_for(|l| l == "AUTHENTICATE +").await;
+    let chunk = "A".repeat(400);
+    for _ in 0..5 {
+        client.send(&format!("AUTHENTICATE {chunk}")).await;
+    }
+    client.expect_numeric("905").await;
+
+    client.send("AUTHENTICATE SCRAM-SHA-256").await;
+    client.expect_numeric("908").await;
+    client.expect_numeric("904").await;
+}
+
+/// RFC 2812 3.1.1: PASS with `account:password` signs in to that account.
+#[tokio::test]
+async fn pass_signs_in_to_account() {
+    let server = Server::start(&[]).await;
+    let name = format!("pass{}", unique_suffix());
+    server.register(&name).await;
+    let mut client = IrcClient::connect(irc_addr(&server)).await;
+    client.send(&format!("PASS :{name}:{PASSWORD}")).await;
+    client.send("NICK someone").await;
+    client.send("USER p 0 * :P").await;
+    let welcome = client.expect_numeric("001").await;
+    assert!(welcome.contains(&format!(" 001 {name} ")), "{welcome}");
+
+    let mut wrong = IrcClient::connect(irc_addr(&server)).await;
+    wrong.send(&format!("PASS :{name}:not the password")).await;
+    wrong.send("NICK other").await;
+    wrong.send("USER p 0 * :P").await;
+    wrong.expect_numeric("464").await;
+    wrong.wait_for(|l| l.starts_with("ERROR ")).await;
+}
+
+/// RFC 2812 3.2.1, 3.2.2 and 3.3.1: JOIN, PRIVMSG and PART between two IRC clients;
+/// the sender does not get its own PRIVMSG without echo-message.
+#[tokio::test]
+async fn join_privmsg_part_between_clients() {
+    let server = Server::start(&[]).await;
+    let addr = irc_addr(&server);
+    let mut alice = IrcClient::guest(addr, "alicej").await;
+    alice.send("JOIN #lobby").await;
+    alice
+        .wait_for(|l| l.starts_with(":alicej!") && l.ends_with("JOIN #lobby"))
+        .await;
+    let names = alice.expect_numeric("353").await;
+    assert!(names.contains("alicej"), "{names}");
+    alice.expect_numeric("366").await;
+
+    // A new guest becomes a lobby member at sign-in, which channel members see as JOIN.
+    let mut bob = IrcClient::guest(addr, "bobj").await;
+    alice
+        .wait_for(|l| l.starts_with(":bobj!") && l.ends_with("JOIN #lobby"))
+        .await;
+    bob.send("JOIN #LOBBY").await;
+    bob.wait_for(|l| l.ends_with("JOIN #lobby")).await;
+    let names = bob.expect_numeric("353").await;
+    assert!(
+        names.contains("alicej") && names.contains("bobj"),
+        "{names}"
+    );
+    bob.expect_numeric("366").await;
+
+    alice.send("PRIVMSG #lobby :hello bob, 你好 🎉").await;
+    let got = bob.wait_for(|l| command_of(l) == "PRIVMSG").await;
+    assert!(got.starts_with(":alicej!"), "{got}");
+    assert_eq!(trailing(&got), "hello bob, 你好 🎉");
+    let own = alice.sync("a1").await;
+    assert!(
+        own.iter().all(|l| command_of(l) != "PRIVMSG"),
+        "sender got its own message without echo-message: {own:?}"
+    );
+
+    bob.send("PART #lobby").await;
+    bob.wait_for(|l| l.starts_with(":bobj!") && l.ends_with("PART #lobby"))
+        .await;
+    alice
+        .wait_for(|l| l.starts_with(":bobj!") && l.ends_with("PART #lobby"))
+        .await;
+    bob.send("PRIVMSG #lobby :after part").await;
+    bob.expect_numeric("404").await;
+}
+
+/// IRCv3 echo-message and server-time: the sender gets its message back with a `time`
+/// tag, and message-tags adds a `msgid`.
+#[tokio::test]
+async fn echo_message_with_server_time() {
+    let server = Server::start(&[]).await;
+    let name = format!("echo{}", unique_suffix());
+    server.register(&name).await;
+    let mut client = IrcClient::sasl(
+        irc_addr(&server),
+        &name,
+        &name,
+        PASSWORD,
+        "echo-message server-time message-tags",
+    )
+    .await;
+    client.send("JOIN #lobby").await;
+    client.expect_numeric("366").await;
+    client.send("PRIVMSG #lobby :echo me").await;
+    let echo = client.wait_for(|l| command_of(l) == "PRIVMSG").await;
+    assert_eq!(trailing(&echo), "echo me");
+    let time = tag(&echo, "time").expect("time tag");
+    assert!(time.ends_with('Z') && time.len() == 24, "{time}");
+    assert!(tag(&echo, "msgid").is_some(), "{echo}");
+}
+
+/// Cross-protocol delivery: lines from IRC reach a Socket.IO client in order with the
+/// exact text, and messages from Socket.IO reach IRC in order.
+#[tokio::test]
+async fn irc_and_socketio_exchange_in_order() {
+    let server = Server::start(&[("send-burst", "100"), ("send-rate", "100")]).await;
+    let name = format!("cross{}", unique_suffix());
+    let web = server.register(&format!("web{}", unique_suffix())).await;
+    server.register(&name).await;
+    let (mut sio, session) = server.socket(json!({ "token": web.token })).await;
+    let lobby = session["lobby_id"].as_i64().expect("session.lobby_id");
+
+    let mut irc = IrcClient::sasl(irc_addr(&server), &name, &name, PASSWORD, "").await;
+    irc.send("JOIN #lobby").await;
+    irc.expect_numeric("366").await;
+
+    let texts: Vec<String> = (0..5).map(|i| format!("第{i}条 message 🚀 {i}")).collect();
+    for text in &texts {
+        irc.send(&format!("PRIVMSG #lobby :{text}")).await;
+    }
+    for text in &texts {
+        let event = sio
+            .wait_event_where("message:new", |m| m["kind"] == "text")
+            .await;
+        assert_eq!(event["body"], text.as_str());
+    }
+
+    let replies: Vec<String> = (0..5).map(|i| format!("回复 {i} ✅")).collect();
+    for reply in &replies {
+        sio.send_ok(lobby, reply).await;
+    }
+    for reply in &replies {
+        let line = irc.wait_for(|l| command_of(l) == "PRIVMSG").await;
+        assert_eq!(trailing(&line), reply.as_str());
+    }
+}
+
+/// Web messages too long for one IRC line are split into several PRIVMSG lines of at
+/// most 512 bytes, between grapheme clusters, and the pieces rejoin to the original.
+#[tokio::test]
+async fn long_web_message_splits_on_graphemes() {
+    let server = Server::start(&[]).await;
+    let (mut sio, session) = server.socket(json!({ "nickname": "webber" })).await;
+    let lobby = session["lobby_id"].as_i64().expect("session.lobby_id");
+    let mut irc = IrcClient::guest(irc_addr(&server), "reader").await;
+    irc.send("JOIN #lobby").await;
+    irc.expect_numeric("366").await;
+
+    let family = "👨\u{200d}👩\u{200d}👧\u{200d}👦";
+    let body: String = (0..60)
+        .map(|i| format!("汉字{family}e\u{301}{i} "))
+        .collect();
+    let body = body.trim_end().to_owned();
+    sio.send_ok(lobby, &body).await;
+
+    let mut pieces = Vec::new();
+    let mut joined = String::new();
+    while joined.len() < body.len() {
+        let line = irc.wait_for(|l| command_of(l) == "PRIVMSG").await;
+        assert!(line.len() + 2 <= 512, "line of {} bytes", line.len() + 2);
+        let piece = trailing(&line).to_owned();
+        assert!(
+            !piece.starts_with('\u{200d}') && !piece.starts_with('\u{301}'),
+            "{piece:?}"
+        );
+        joined.push_str(&piece);
+        pieces.push(piece);
+    }
+    assert!(pieces.len() > 1, "the body needed several lines");
+    assert_eq!(joined, body);
+}
+
+/// Modern IRC message format: CR LF, bare LF and bare CR all end a line on input, empty
+/// lines are ignored, and the server always sends CR LF (the client checks each line).
+#[tokio::test]
+async fn line_endings_are_accepted() {
+    let server = Server::start(&[]).await;
+    let mut client = IrcClient::guest(irc_addr(&server), "endings").await;
+    client
+        .send_raw(b"PING one\nPING two\rPING three\r\n\r\n\n\rPING four\r\n")
+        .await;
+    for token in ["one", "two", "three", "four"] {
+        let pong = client.wait_for(|l| command_of(l) == "PONG").await;
+        assert!(pong.ends_with(token), "{pong} should answer {token}");
+    }
+}
+
+/// RFC 1459 2.3 and IRCv3 Message Tags: 510 bytes of body (512 with CR LF) and 4094
+/// bytes of client tags are accepted; one byte more gets 417 and nothing else.
+#[tokio::test]
+async fn line_and_tag_limits() {
+    let server = Server::start(&[]).await;
+    let addr = irc_addr(&server);
+    let mut sender = IrcClient::guest(addr, "limits").await;
+    let mut watcher = IrcClient::guest(addr, "watcher").await;
+    for client in [&mut sender, &mut watcher] {
+        client.send("JOIN #lobby").await;
+        client.expect_numeric("366").await;
+    }
+
+    // The relayed line carries a longer source, so the text arrives in two lines.
+    let head = "PRIVMSG #lobby :";
+    let text = "a".repeat(510 - head.len());
+    sender.send(&format!("{head}{text}")).await;
+    let mut relayed = String::new();
+    while relayed.len() < text.len() {
+        let got = watcher.wait_for(|l| command_of(l) == "PRIVMSG").await;
+        assert!(
+            got.len() + 2 <= 512,
+            "relayed line of {} bytes",
+            got.len() + 2
+        );
+        relayed.push_str(trailing(&got));
+    }
+    assert_eq!(relayed, text);
+
+    let over = format!("{head}{}", "b".repeat(511 - head.len()));
+    sender.send(&over).await;
+    let replies = sender.sync("after-long").await;
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert_eq!(command_of(&replies[0]), "417");
+
+    let tags_ok = format!("@+x={} PING tags-ok", "t".repeat(4094 - 3));
+    sender.send(&tags_ok).await;
+    let pong = sender.wait_for(|l| command_of(l) == "PONG").await;
+    assert!(pong.ends_with("tags-ok"), "{pong}");
+    let tags_over = format!("@+x={} PING tags-over", "t".repeat(4094 - 2));
+    sender.send(&tags_over).await;
+    let replies = sender.sync("after-tags").await;
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert_eq!(command_of(&replies[0]), "417");
+
+    let nothing = watcher.sync("watcher").await;
+    assert!(nothing.is_empty(), "watcher saw {nothing:?}");
+}
+
+/// IRCv3 UTF8ONLY: a line that is not UTF-8 gets `FAIL <command> INVALID_UTF8` and never
+/// reaches other clients.
+#[tokio::test]
+async fn invalid_utf8_is_rejected() {
+    let server = Server::start(&[]).await;
+    let addr = irc_addr(&server);
+    let mut sender = IrcClient::guest(addr, "badbytes").await;
+    let mut watcher = IrcClient::guest(addr, "watcher8").await;
+    for client in [&mut sender, &mut watcher] {
+        client.send("JOIN #lobby").await;
+        client.expect_numeric("366").await;
+    }
+    sender
+        .send_raw(b"PRIVMSG #lobby :bad \xff\xfe bytes\r\n")
+        .await;
+    let fail = sender.wait_for(|l| command_of(l) == "FAIL").await;
+    assert!(fail.contains("FAIL PRIVMSG INVALID_UTF8"), "{fail}");
+    let nothing = watcher.sync("w8").await;
+    assert!(nothing.is_empty(), "watcher saw {nothing:?}");
+}
+
+/// RFC 2812 2.3.1: an empty trailing parameter is a parameter; PRIVMSG with empty text
+/// gets 412, and `AWAY :` unsets away (305).
+#[tokio::test]
+async fn empty_trailing_parameter() {
+    let server = Server::start(&[]).await;
+    let mut client = IrcClient::guest(irc_addr(&server), "emptytr").await;
+    client.send("JOIN #lobby").await;
+    client.expect_numeric("366").await;
+    client.send("PRIVMSG #lobby :").await;
+    client.expect_numeric("412").await;
+    client.send("AWAY :gone").await;
+    client.expect_numeric("306").await;
+    client.send("AWAY :").await;
+    client.expect_numeric("305").await;
+}
+
+/// RFC 2812 3.1.2: a nickname in use gets 433, compared by the advertised casemapping;
+/// a guest cannot take a registered account's name.
+#[tokio::test]
+async fn nick_collisions() {
+    let server = Server::start(&[]).await;
+    let addr = irc_addr(&server);
+    let _first = IrcClient::guest(addr, "Dupe").await;
+    let mut second = IrcClient::connect(addr).await;
+    second.send("NICK dUPE").await;
+    second.expect_numeric("433").await;
+    second.send("NICK ＤＵＰＥ").await;
+    second.expect_numeric("433").await;
+
+    let owner = format!("owned{}", unique_suffix());
+    server.register(&owner).await;
+    let mut guest = IrcClient::connect(addr).await;
+    guest.send(&format!("NICK {owner}")).await;
+    guest.send("USER g 0 * :G").await;
+    let taken = guest.expect_numeric("433").await;
+    assert!(taken.contains(&owner), "{taken}");
+    guest.send("NICK freeguestnick").await;
+    guest.expect_numeric("001").await;
+}
+
+/// RFC 2812 3.1.2: of two clients racing for one nickname, exactly one gets it.
+#[tokio::test]
+async fn two_clients_race_for_one_nick() {
+    let server = Server::start(&[]).await;
+    let addr = irc_addr(&server);
+    let mut a = IrcClient::connect(addr).await;
+    let mut b = IrcClient::connect(addr).await;
+    // Both lines are written before either reply is read.
+    let (_, _) = tokio::join!(
+        a.send("NICK racer\r\nUSER r 0 * :R"),
+        b.send("NICK racer\r\nUSER r 0 * :R")
+    );
+    let mut outcomes = Vec::new();
+    for client in [&mut a, &mut b] {
+        let line = client
+            .wait_for(|l| matches!(command_of(l), "001" | "433"))
+            .await;
+        outcomes.push(command_of(&line).to_owned());
+    }
+    outcomes.sort();
+    assert_eq!(outcomes, vec!["001", "433"]);
+}
+
+/// RFC 2812 3.1: a client that does not register in time is closed with ERROR.
+#[tokio::test]
+async fn registration_timeout_closes() {
+    let server = Server::start(&[("irc-registration-timeout-secs", "1")]).await;
+    let mut client = IrcClient::connect(irc_addr(&server)).await;
+    client.send("NICK slowpoke").await;
+    let error = client.wait_for(|l| l.starts_with("ERROR ")).await;
+    assert!(error.contains("Registration timed out"), "{error}");
+    assert!(
+        client
+            .next_line_within(Duration::from_secs(3))
+            .await
+            .is_none()
+    );
+    assert!(client.closed, "connection still open");
+}
+
+/// SendQ: a client that never reads is closed with `ERROR :SendQ exceeded` once its
+/// queue passes the byte budget, and the room keeps working for others.
+#[tokio::test]
+async fn client_that_never_reads_is_closed() {
+    let mut server = Server::start(&[
+        ("irc-sendq-bytes", "8192"),
+        ("send-burst", "1000"),
+        ("send-rate", "1000"),
+    ])
+    .await;
+    let addr = irc_addr(&server);
+    let mut stalled = IrcClient::connect_small_buffer(addr, 4096).await;
+    stalled.send("NICK stalled").await;
+    stalled.send("USER s 0 * :S").await;
+    stalled.expect_numeric("001").await;
+    stalled.send("JOIN #lobby").await;
+    stalled.expect_numeric("366").await;
+
+    let (mut sio, session) = server.socket(json!({ "nickname": "flooder" })).await;
+    let lobby = session["lobby_id"].as_i64().expect("session.lobby_id");
+    // Flood until the server reports closing a slow connection, at most 2000 messages.
+    let body = "x".repeat(3000);
+    let metric = "confab_slow_consumer_disconnects_total";
+    let mut closed = false;
+    for i in 0..2000 {
+        sio.send_ok(lobby, &body).await;
+        if i % 10 == 9 && server.metric(metric).await.unwrap_or(0.0) >= 1.0 {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "no slow-consumer close after 2000 messages");
+
+    // Reading now drains what the kernel buffered, then the final ERROR.
+    let error = stalled.wait_for(|l| l.starts_with("ERROR ")).await;
+    assert_eq!(error, "ERROR :SendQ exceeded");
+    server.assert_alive();
+    let mut other = IrcClient::guest(addr, "after").await;
+    other.send("JOIN #lobby").await;
+    other.expect_numeric("366").await;
+}
+
+/// RFC 2812 3.2.4: TOPIC queries reply 331 or 332; a member who is not a moderator
+/// gets 482 when setting it.
+#[tokio::test]
+async fn topic_query_and_permission() {
+    let server = Server::start(&[]).await;
+    let mut client = IrcClient::guest(irc_addr(&server), "topicker").await;
+    client.send("JOIN #lobby").await;
+    client.expect_numeric("366").await;
+    client.send("TOPIC #lobby").await;
+    client.expect_numeric("331").await;
+    client.send("TOPIC #lobby :new topic").await;
+    client.expect_numeric("482").await;
+}
+
+/// RFC 2812 3.2.1: JOIN of a private room the user was not invited to is refused like
+/// a missing channel (403), so the room's existence does not leak.
+#[tokio::test]
+async fn private_room_join_refused() {
+    let server = Server::start(&[]).await;
+    let owner = server.register(&format!("own{}", unique_suffix())).await;
+    let room = format!("secret{}", unique_suffix());
+    let reply = server
+        .http()
+        .post_json(
+            "/api/v1/rooms",
+            Some(&owner.token),
+            &json!({ "name": room, "visibility": "private" }),
+        )
+        .await;
+    assert!(reply.status.is_success(), "create room: {}", reply.text);
+
+    let outsider = format!("out{}", unique_suffix());
+    server.register(&outsider).await;
+    let mut client = IrcClient::sasl(irc_addr(&server), &outsider, &outsider, PASSWORD, "").await;
+    client.send(&format!("JOIN #{room}")).await;
+    let refused = client.expect_numeric("403").await;
+    assert!(refused.contains(&room), "{refused}");
+}
+
+/// IRCv3 draft/chathistory: LATEST, BEFORE, AFTER, AROUND and BETWEEN page through
+/// stored messages in a `chathistory` batch, oldest first, with `msgid` references.
+#[tokio::test]
+async fn chathistory_pages_through_the_store() {
+    let server = Server::start(&[]).await;
+    let name = format!("hist{}", unique_suffix());
+    server.register(&name).await;
+    let mut client = IrcClient::sasl(
+        irc_addr(&server),
+        &name,
+        &name,
+        PASSWORD,
+        "batch server-time message-tags draft/chathistory echo-message",
+    )
+    .await;
+    client.send("JOIN #lobby").await;
+    client.expect_numeric("366").await;
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        client.send(&format!("PRIVMSG #lobby :history {i}")).await;
+        let echo = client
+            .wait_for(|l| command_of(l) == "PRIVMSG" && l.ends_with(&format!("history {i}")))
+            .await;
+        ids.push(tag(&echo, "msgid").expect("msgid tag").to_owned());
+    }
+
+    async fn fetch(client: &mut IrcClient, command: &str) -> Vec<String> {
+        client.send(command).await;
+        let start = client.wait_for(|l| command_of(l) == "BATCH").await;
+        assert!(start.contains(" chathistory #lobby"), "{start}");
+        let mut texts = Vec::new();
+        loop {
+            let line = client
+                .next_line_within(common::WAIT)
+                .await
+                .expect("batch line");
+            if command_of(&line) == "BATCH" {
+                return texts;
+            }
+            assert!(
+                tag(&line, "batch").is_some(),
+                "line outside the batch: {line}"
+            );
+            assert!(tag(&line, "time").is_some(), "{line}");
+            texts.push(trailing(&line).to_owned());
+        }
+    }
+    let texts = |range: std::ops::Range<usize>| -> Vec<String> {
+        range.map(|i| format!("history {i}")).collect()
+    };
+
+    assert_eq!(
+        fetch(&mut client, "CHATHISTORY LATEST #lobby * 3").await,
+        texts(7..10)
+    );
+    let before = format!("CHATHISTORY BEFORE #lobby msgid={} 3", ids[5]);
+    assert_eq!(fetch(&mut client, &before).await, texts(2..5));
+    let after = format!("CHATHISTORY AFTER #lobby msgid={} 2", ids[5]);
+    assert_eq!(fetch(&mut client, &after).await, texts(6..8));
+    let around = format!("CHATHISTORY AROUND #lobby msgid={} 3", ids[5]);
+    assert_eq!(fetch(&mut client, &around).await, texts(4..7));
+    let between = format!(
+        "CHATHISTORY BETWEEN #lobby msgid={} msgid={} 10",
+        ids[1], ids[4]
+    );
+    assert_eq!(fetch(&mut client, &between).await, texts(2..4));
+
+    client
+        .send("CHATHISTORY BEFORE #lobby timestamp=2026-01-01T00:00:00.000Z 5")
+        .await;
+    let fail = client.wait_for(|l| command_of(l) == "FAIL").await;
+    assert!(
+        fail.contains("FAIL CHATHISTORY INVALID_MSGREFTYPE"),
+        "{fail}"
+    );
+}
+
+/// RFC 2812 3.2.8 and 3.6.2: KICK by someone who is not a moderator gets 482, and
+/// WHOIS reports a registered user's account (330).
+#[tokio::test]
+async fn kick_needs_moderator_and_whois_names_account() {
+    let server = Server::start(&[]).await;
+    let addr = irc_addr(&server);
+    let name = format!("who{}", unique_suffix());
+    server.register(&name).await;
+    let mut member = IrcClient::sasl(addr, &name, &name, PASSWORD, "").await;
+    let mut guest = IrcClient::guest(addr, "kickme").await;
+    for client in [&mut member, &mut guest] {
+        client.send("JOIN #lobby").await;
+        client.expect_numeric("366").await;
+    }
+    member.send("KICK #lobby kickme :bye").await;
+    member.expect_numeric("482").await;
+
+    guest.send(&format!("WHOIS {name}")).await;
+    let account = guest.expect_numeric("330").await;
+    assert!(account.contains(&format!(" {name} {name} ")), "{account}");
+    guest.expect_numeric("318").await;
+    guest.send("WHOIS nobody-here").await;
+    guest.expect_numeric("401").await;
+}
