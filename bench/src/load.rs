@@ -180,7 +180,7 @@ impl Load {
         s.sending.set(false);
         let sending_secs = started.elapsed().as_secs_f64();
         // Count what the senders still owed as generator shortfall.
-        let owed = (rule.step_secs * s.rate_per_sender.get() * self.senders as f64) as u64;
+        let owed = ((rule.step_secs * s.rate_per_sender.get()) as u64 + 1) * self.senders as u64;
         s.behind.set(owed.saturating_sub(s.sent.get()));
 
         // Wait for what is still in flight, bounded by the drain time.
@@ -299,7 +299,8 @@ async fn run_member(
                     sent_in_step = 0;
                 }
                 let elapsed = shared.step_started.get().elapsed().as_secs_f64();
-                let owed = (elapsed * shared.rate_per_sender.get()) as u64;
+                // The first message goes out at once, the (n+1)th after n intervals.
+                let owed = (elapsed * shared.rate_per_sender.get()) as u64 + 1;
                 let batch = owed.saturating_sub(sent_in_step).min(MAX_BATCH);
                 if batch == 0 {
                     continue;
