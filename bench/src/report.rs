@@ -87,6 +87,10 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
     let results = Results::load(&args.results)?;
     let template = std::fs::read_to_string(&args.template)?;
     std::fs::create_dir_all(&args.plots)?;
+    // The analysis is prose written after reading a run's figures, kept beside the
+    // template.
+    let analysis = std::fs::read_to_string(args.template.with_file_name("analysis.md"))
+        .unwrap_or_else(|_| "(bench/analysis.md missing)\n".into());
     let run_info = std::fs::read_to_string(args.results.join("run-info.md"))
         .unwrap_or_else(|_| "(run-info.md missing from the results)\n".into());
 
@@ -122,6 +126,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
         ("targets_table", targets_table(&results)),
         ("capacity_model", capacity_model(&results)),
         ("plot_dir", plot_dir.display().to_string()),
+        ("analysis", analysis),
     ];
     for (name, value) in replacements {
         text = text.replace(&format!("{{{{{name}}}}}"), value.trim_end());

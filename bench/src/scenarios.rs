@@ -388,6 +388,9 @@ async fn hold(mut ws: sio::Ws, mut stop: tokio::sync::watch::Receiver<bool>) -> 
     }
 }
 
+/// Failed handshakes after which a connection run stops trying.
+const MAX_FAILED_HANDSHAKES: usize = 200;
+
 /// Connects `count` clients, `parallel` handshakes at a time; returns the connections
 /// and the first few errors.
 async fn connect_many(
@@ -404,6 +407,7 @@ async fn connect_many(
     }
     let mut conns = Vec::with_capacity(count);
     let mut errors = Vec::new();
+    let mut failed = 0;
     let indexes: Vec<usize> = (0..count).collect();
     for chunk in indexes.chunks(parallel.max(1)) {
         let handshakes = chunk.iter().map(|&i| {
@@ -417,9 +421,22 @@ async fn connect_many(
         for result in futures_util::future::join_all(handshakes).await {
             match result {
                 Ok(ws) => conns.push(ws),
-                Err(err) if errors.len() < 5 => errors.push(format!("{err:#}")),
-                Err(_) => {}
+                Err(err) => {
+                    failed += 1;
+                    if errors.len() < 5 {
+                        errors.push(format!("{err:#}"));
+                    }
+                }
             }
+        }
+        // A server that has stopped accepting would otherwise cost a handshake timeout
+        // per remaining batch.
+        if failed >= MAX_FAILED_HANDSHAKES && conns.len() + failed < count {
+            errors.push(format!(
+                "gave up after {failed} failed handshakes, {} not attempted",
+                count - conns.len() - failed
+            ));
+            break;
         }
     }
     Ok((conns, errors))
