@@ -6,9 +6,9 @@
 #                               results go to $BENCH_RESULTS (default: a temporary
 #                               directory) and docs/benchmarks.md is left alone
 #
-# Needs Rust, node/npm, python3 with venv, taskset and sqlite3's schema via Confab's own
-# migrations. The peers are installed here: bench/peers/node with `npm ci`, the
-# Flask-SocketIO sample into two venvs from its pinned requirements. Every server binds
+# Needs Rust, node/npm, python3 with venv, curl and taskset. The peers are installed
+# here: bench/peers/node with `npm ci`, the Flask-SocketIO sample into two venvs from
+# its pinned requirements. Every server binds
 # to 127.0.0.1 and runs pinned to core 0 (`taskset -c 0`); the generator runs on core 1.
 # BENCH_SERVERS limits the servers, e.g. BENCH_SERVERS="confab reference".
 set -euo pipefail
@@ -120,6 +120,18 @@ start_server() {
     esac
     server_pid=$!
     wait_port "$port"
+    if [[ $kind == confab ]]; then
+        # Confab binds its port before it opens the database, so an open port does not
+        # mean that the migrations have run; /readyz answers 200 once the store does.
+        for _ in $(seq 1 300); do
+            if curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; then
+                return 0
+            fi
+            sleep 0.1
+        done
+        echo "error: Confab on 127.0.0.1:$port not ready after 30 s; see $work/confab.log" >&2
+        return 1
+    fi
 }
 
 stop_server() {
