@@ -8,8 +8,8 @@
 #
 # Needs Rust, node/npm, python3 with venv, curl and taskset. The peers are installed
 # here: bench/peers/node with `npm ci`, the Flask-SocketIO sample into two venvs from
-# its pinned requirements. Every server binds
-# to 127.0.0.1 and runs pinned to core 0 (`taskset -c 0`); the generator runs on core 1.
+# its pinned requirements. Every server binds to 127.0.0.1 and runs pinned to core 0
+# (`taskset -c 0`); the generator runs on core 1.
 # BENCH_SERVERS limits the servers, e.g. BENCH_SERVERS="confab reference".
 set -euo pipefail
 
@@ -122,7 +122,7 @@ start_server() {
     wait_port "$port"
     if [[ $kind == confab ]]; then
         # Confab binds its port before it opens the database, so an open port does not
-        # mean that the migrations have run; /readyz answers 200 once the store does.
+        # mean that the migrations have run; /readyz returns 200 once the store responds.
         for _ in $(seq 1 300); do
             if curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; then
                 return 0

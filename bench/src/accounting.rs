@@ -3,7 +3,7 @@
 //! Every sender numbers its messages 0, 1, 2, … within a step. A flow is one
 //! (receiver, sender) pair; for each flow the tracker keeps the highest sequence number
 //! seen and the numbers skipped below it, so an in-order delivery costs O(1) and a late
-//! one is told apart from a duplicate without storing every number seen.
+//! one is distinguished from a duplicate without storing every number seen.
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -12,7 +12,7 @@ use std::collections::HashSet;
 /// Highest latency the histogram records, in microseconds; later deliveries are clamped.
 const MAX_LATENCY_US: u64 = 120_000_000;
 
-/// How one receipt was classified.
+/// Classification of one receipt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Receipt {
     /// The next number of its flow, or a jump ahead past a gap.

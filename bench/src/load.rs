@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::Message;
 /// Most messages one sender sends in one wake-up, so a stalled sender cannot burst.
 const MAX_BATCH: u64 = 2_000;
 
-/// How a sender's messages are framed.
+/// Framing of a sender's messages.
 #[derive(Clone, Debug)]
 pub enum Framing {
     /// `42["message","b..."]`, received as the plain `message` event.

@@ -33,7 +33,7 @@ enum Command {
         target: target::Target,
         #[command(flatten)]
         args: scenarios::FanoutArgs,
-        /// Where to write the result as JSON.
+        /// Output file for the result, as JSON.
         #[arg(long)]
         out: PathBuf,
     },

@@ -51,7 +51,7 @@ async fn client(
             frame = ws.next() => match frame {
                 Some(Ok(Message::Text(text))) => {
                     if text.as_str().starts_with("42[\"message\"") {
-                        // No receivers only means nobody is connected; nothing to do.
+                        // An error only means that no client is connected, so there is nothing to do.
                         let _ = tx.send(text);
                     } else if text.as_str().starts_with("40") {
                         ws.send(Message::text(format!(r#"40{{"sid":"s{sid}"}}"#))).await?;

@@ -35,7 +35,7 @@ pub struct FanoutArgs {
     /// Seconds of sending per step.
     #[arg(long, default_value_t = 5.0)]
     pub step_secs: f64,
-    /// Most seconds to wait for deliveries still in flight after a step.
+    /// Maximum seconds to wait for deliveries still in flight after a step.
     #[arg(long, default_value_t = 3.0)]
     pub drain_secs: f64,
     /// A step passes when p99 latency stays under this, with nothing lost.
@@ -367,7 +367,8 @@ pub async fn idle(
     })
 }
 
-/// Answers pings until told to stop; returns whether the connection was still open.
+/// Replies to pings until `stop` changes, then returns whether the connection was
+/// still open.
 async fn hold(mut ws: sio::Ws, mut stop: tokio::sync::watch::Receiver<bool>) -> bool {
     loop {
         tokio::select! {

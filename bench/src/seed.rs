@@ -14,7 +14,7 @@ use sqlx::Connection;
 use sqlx::sqlite::SqliteConnection;
 use std::path::Path;
 
-/// What the seed created, read by the scenarios.
+/// Accounts, rooms and history created by the seed, read by the scenarios.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Manifest {
     /// Session tokens of the seeded guests, in user order.
@@ -49,7 +49,7 @@ pub struct SeedArgs {
     /// Messages to store in the history room.
     #[arg(long, default_value_t = 1_000_000)]
     pub messages: u64,
-    /// Where to write the manifest.
+    /// Output file for the manifest.
     #[arg(long)]
     pub manifest: std::path::PathBuf,
 }

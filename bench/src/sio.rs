@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 pub type Ws = WebSocketStream<TcpStream>;
 
-/// Longest wait for any step of a connection handshake.
+/// Maximum wait for any step of a connection handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Microseconds since the generator started; all timestamps in message bodies use it.
@@ -32,7 +32,7 @@ pub fn source_addr(index: usize, count: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 0, host))
 }
 
-/// What to send in the Socket.IO CONNECT packet and what to wait for after it.
+/// Contents of the Socket.IO CONNECT packet, and the event that ends the handshake.
 #[derive(Clone, Debug, Default)]
 pub struct ConnectOptions {
     /// The CONNECT packet's `auth` object as JSON, if any.
@@ -42,7 +42,7 @@ pub struct ConnectOptions {
 }
 
 /// Opens a WebSocket from `source` to `server`, joins the default namespace and waits
-/// for the ready event. Pings that arrive meanwhile are answered.
+/// for the ready event. Pings that arrive meanwhile get their pongs.
 pub async fn connect(
     server: SocketAddr,
     source: IpAddr,
@@ -170,7 +170,7 @@ impl Probe {
     }
 }
 
-/// The Socket.IO event frame for a plain `message` with `body`.
+/// Builds the Socket.IO event frame for a plain `message` with `body`.
 pub fn message_frame(body: &str) -> String {
     format!("42[\"message\",\"{body}\"]")
 }

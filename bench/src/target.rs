@@ -49,7 +49,7 @@ pub struct Target {
     /// Address the server listens on; must be a loopback address.
     #[arg(long, default_value = "127.0.0.1:3000", value_parser = parse_loopback)]
     pub addr: SocketAddr,
-    /// Which server it is.
+    /// Kind of server, which decides how clients connect.
     #[arg(long, value_enum, default_value = "confab")]
     pub kind: ServerKind,
     /// Process id of the server, for its CPU time and memory; without it they read as 0.
