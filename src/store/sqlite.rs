@@ -108,9 +108,9 @@ async fn group_commit(writer: SqlitePool, mut queue: mpsc::Receiver<AppendReques
 
 /// Appends every message of `batch` in one transaction, then replies to each caller.
 ///
-/// Each message runs inside its own savepoint, so one that fails (a foreign key that
-/// no longer holds, say) is rolled back alone and the others still commit. If the
-/// commit itself fails, every caller gets the error and nothing was stored.
+/// Each message runs inside its own savepoint, so one that fails (for example, its room
+/// was deleted) is rolled back alone and the others still commit. If the commit itself
+/// fails, every caller gets the error and nothing was stored.
 async fn commit_batch(writer: &SqlitePool, batch: &mut Vec<AppendRequest>) {
     let mut results = Vec::with_capacity(batch.len());
     let committed: Result<(), sqlx::Error> = async {
