@@ -35,3 +35,4 @@ echo "==> pytest tests/e2e (CONFAB_BIN=$confab_bin)"
 CONFAB_BIN="$confab_bin" "$venv/bin/python" -m pytest tests/e2e "$@"
 CONFAB_BIN="$confab_bin" scripts/test-browser.sh
 scripts/test-irc.sh
+scripts/test-bench.sh

@@ -1,6 +1,11 @@
 //! The embedded SQLite backend: one file in the data directory, WAL mode, one writer
 //! connection and a small pool of readers. SQLite allows one writer at a time anyway, so a
 //! pool of one queues writers in Rust instead of spinning on `SQLITE_BUSY`.
+//!
+//! Group commit: new messages go through one task that appends every message waiting
+//! at that moment in a single transaction, so one WAL fsync covers all of them. Each
+//! caller gets its acknowledgement only after that commit. While one commit syncs, the
+//! next messages queue up and form the next group, so a lone message waits for no timer.
 
 use super::sql;
 use super::*;
@@ -13,12 +18,17 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 use std::path::Path;
 use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
 use tracing::instrument;
 
 /// Reader connections. In WAL mode a read does not wait for the writer's transaction.
 const READERS: u32 = 4;
 /// How long a connection waits on a lock held by another process before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most messages appended in one group-commit transaction.
+const GROUP_COMMIT_MAX: usize = 256;
+/// Appends queued for the group-commit task before callers wait to queue more.
+const APPEND_QUEUE: usize = 4096;
 
 /// SQLite implementation of [`Store`].
 ///
@@ -29,6 +39,15 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// Read-only connections for history and lookups.
     reader: SqlitePool,
+    /// Queue of the group-commit task, which owns the receiving end and ends when the
+    /// store is dropped.
+    appends: mpsc::Sender<AppendRequest>,
+}
+
+/// A message waiting for the group-commit task, and where its result goes.
+struct AppendRequest {
+    message: NewMessage,
+    reply: oneshot::Sender<ChatResult<Appended>>,
 }
 
 fn store_err(err: sqlx::Error) -> ChatError {
@@ -68,8 +87,91 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .context("failed to open SQLite reader connections")?;
-        Ok(Self { writer, reader })
+
+        let (appends, queue) = mpsc::channel(APPEND_QUEUE);
+        tokio::spawn(group_commit(writer.clone(), queue));
+        Ok(Self {
+            writer,
+            reader,
+            appends,
+        })
     }
+}
+
+/// Commits queued appends in groups until every sender is gone.
+async fn group_commit(writer: SqlitePool, mut queue: mpsc::Receiver<AppendRequest>) {
+    let mut batch = Vec::with_capacity(GROUP_COMMIT_MAX);
+    while queue.recv_many(&mut batch, GROUP_COMMIT_MAX).await > 0 {
+        commit_batch(&writer, &mut batch).await;
+    }
+}
+
+/// Appends every message of `batch` in one transaction, then replies to each caller.
+///
+/// Each message runs inside its own savepoint, so one that fails (for example, its room
+/// was deleted) is rolled back alone and the others still commit. If the commit itself
+/// fails, every caller gets the error and nothing was stored.
+async fn commit_batch(writer: &SqlitePool, batch: &mut Vec<AppendRequest>) {
+    let mut results = Vec::with_capacity(batch.len());
+    let committed: Result<(), sqlx::Error> = async {
+        let mut tx = writer.begin().await?;
+        for request in batch.iter() {
+            sqlx::query("SAVEPOINT append").execute(&mut *tx).await?;
+            let result = append_one(&mut tx, &request.message).await;
+            if result.is_err() {
+                sqlx::query("ROLLBACK TO append").execute(&mut *tx).await?;
+            }
+            sqlx::query("RELEASE append").execute(&mut *tx).await?;
+            results.push(result);
+        }
+        tx.commit().await
+    }
+    .await;
+
+    match committed {
+        Ok(()) => {
+            for (request, result) in batch.drain(..).zip(results) {
+                // A caller that stopped waiting still has its message stored, as it
+                // would if it had been cancelled during a single commit.
+                let _ = request.reply.send(result.map_err(store_err));
+            }
+        }
+        Err(err) => {
+            tracing::error!(cause = %err, messages = batch.len(), "group commit failed");
+            for request in batch.drain(..) {
+                let _ = request.reply.send(Err(ChatError::Store(anyhow::anyhow!(
+                    "group commit of new messages failed: {err}"
+                ))));
+            }
+        }
+    }
+}
+
+/// Appends one message inside an open transaction, or returns the stored message with
+/// `duplicate` set when its author already used its `client_msg_id`. The check runs in
+/// the writer's transaction, so it cannot race an insert, including one earlier in the
+/// same group.
+async fn append_one(
+    tx: &mut Transaction<'_, Sqlite>,
+    message: &NewMessage,
+) -> Result<Appended, sqlx::Error> {
+    if let (Some(author), Some(client_id)) = (message.author_id, &message.client_msg_id) {
+        let earlier = sqlx::query(sql::MESSAGE_BY_CLIENT_ID)
+            .bind(author.0)
+            .bind(client_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if let Some(row) = earlier {
+            return Ok(Appended {
+                message: message_from_row(&row)?,
+                duplicate: true,
+            });
+        }
+    }
+    Ok(Appended {
+        message: append_in(tx, message).await?,
+        duplicate: false,
+    })
 }
 
 fn user_from_row(row: &SqliteRow) -> Result<UserRow, sqlx::Error> {
@@ -658,33 +760,14 @@ impl RoomStore for SqliteStore {
 impl MessageStore for SqliteStore {
     #[instrument(skip_all, err, fields(room_id = %message.room_id, kind = message.kind.as_str()))]
     async fn append_message(&self, message: NewMessage) -> ChatResult<Appended> {
-        let mut tx = self.writer.begin().await.map_err(store_err)?;
-
-        // A resend of a stored client_msg_id returns the stored message. The check runs
-        // on the writer connection inside the transaction, so it cannot race an insert.
-        if let (Some(author), Some(client_id)) = (message.author_id, &message.client_msg_id) {
-            let earlier = sqlx::query(sql::MESSAGE_BY_CLIENT_ID)
-                .bind(author.0)
-                .bind(client_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(store_err)?;
-            if let Some(row) = earlier {
-                let message = message_from_row(&row).map_err(store_err)?;
-                tx.commit().await.map_err(store_err)?;
-                return Ok(Appended {
-                    message,
-                    duplicate: true,
-                });
-            }
-        }
-
-        let stored = append_in(&mut tx, &message).await.map_err(store_err)?;
-        tx.commit().await.map_err(store_err)?;
-        Ok(Appended {
-            message: stored,
-            duplicate: false,
-        })
+        let stopped =
+            || ChatError::Store(anyhow::anyhow!("the SQLite group-commit task has stopped"));
+        let (reply, result) = oneshot::channel();
+        self.appends
+            .send(AppendRequest { message, reply })
+            .await
+            .map_err(|_| stopped())?;
+        result.await.map_err(|_| stopped())?
     }
 
     #[instrument(skip_all, err, fields(message_id = %id))]
@@ -835,5 +918,113 @@ impl Store for SqliteStore {
             tracing::warn!(cause = %err, "WAL checkpoint at shutdown failed");
         }
         self.writer.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::model::MessageKind;
+    use std::sync::Arc;
+
+    async fn store_with_author() -> (tempfile::TempDir, Arc<SqliteStore>, UserId) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(&dir.path().join("confab.db"))
+            .await
+            .expect("store opens");
+        let author = store
+            .create_user(NewUser {
+                username: None,
+                username_key: None,
+                display_name: "writer",
+                kind: AccountKind::Guest,
+                password_hash: None,
+                created_at: 0,
+            })
+            .await
+            .expect("user created");
+        (dir, Arc::new(store), author.id)
+    }
+
+    fn text(author: UserId, body: String, client_msg_id: Option<String>) -> NewMessage {
+        NewMessage {
+            room_id: RoomId(1),
+            kind: MessageKind::Text,
+            author_id: Some(author),
+            author_name: "writer".into(),
+            body,
+            target_id: None,
+            target_name: None,
+            client_msg_id,
+            created_at: 0,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_appends_get_gap_free_seqs() {
+        let (_dir, store, author) = store_with_author().await;
+        let tasks: Vec<_> = (0..300)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .append_message(text(author, format!("m{i}"), None))
+                        .await
+                })
+            })
+            .collect();
+        let mut seqs = Vec::new();
+        for task in tasks {
+            let appended = task.await.expect("task ran").expect("append acknowledged");
+            assert!(!appended.duplicate);
+            seqs.push(appended.message.seq.0);
+        }
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=300).collect::<Vec<i64>>());
+
+        let stored = store.message_count().await.expect("count");
+        assert_eq!(stored, 300);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn repeated_client_id_in_one_group_stores_once() {
+        let (_dir, store, author) = store_with_author().await;
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .append_message(text(author, "same".into(), Some("c1".into())))
+                        .await
+                })
+            })
+            .collect();
+        let mut originals = 0;
+        let mut ids = Vec::new();
+        for task in tasks {
+            let appended = task.await.expect("task ran").expect("append acknowledged");
+            if !appended.duplicate {
+                originals += 1;
+            }
+            ids.push(appended.message.id);
+        }
+        assert_eq!(originals, 1);
+        assert!(ids.iter().all(|id| *id == ids[0]));
+        assert_eq!(store.message_count().await.expect("count"), 1);
+    }
+
+    #[tokio::test]
+    async fn failed_append_leaves_its_group_intact() {
+        let (_dir, store, author) = store_with_author().await;
+        let mut missing_room = text(author, "lost".into(), None);
+        missing_room.room_id = RoomId(999);
+        let (bad, good) = tokio::join!(
+            store.append_message(missing_room),
+            store.append_message(text(author, "kept".into(), None)),
+        );
+        assert!(bad.is_err(), "a message for a missing room is rejected");
+        let good = good.expect("the other message is stored");
+        assert_eq!(good.message.seq.0, 1);
+        assert_eq!(store.message_count().await.expect("count"), 1);
     }
 }

@@ -1,0 +1,344 @@
+//! Open-loop message load over many connections on one thread: the fan-out and
+//! many-rooms scenarios.
+//!
+//! Every connection is a task on a `LocalSet`, so the accounting is shared through
+//! `Rc<RefCell<…>>` without locks. Senders wake every millisecond and send the messages
+//! their rate owes since the step began, stamping each with the send time; every
+//! connection parses the probes it receives into the step's [`Tracker`].
+
+use crate::accounting::{Summary, Tracker};
+use crate::procstat;
+use crate::sio::{self, ConnectOptions, Probe};
+use crate::target::Target;
+use anyhow::Context;
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Most messages one sender sends in one wake-up, so a stalled sender cannot burst.
+const MAX_BATCH: u64 = 2_000;
+
+/// Framing of a sender's messages.
+#[derive(Clone, Debug)]
+pub enum Framing {
+    /// `42["message","b..."]`, received as the plain `message` event.
+    Plain,
+    /// Confab's `42["message:send",{"room_id":R,"body":"b..."}]`, received as `message:new`.
+    Native { room_id: i64 },
+}
+
+/// One connection of a load run.
+#[derive(Clone, Debug)]
+pub struct Member {
+    pub connect: ConnectOptions,
+    /// Sender index and the number of connections each of its messages should reach.
+    pub sends: Option<(u32, u64, Framing)>,
+}
+
+/// State shared by the driver and every connection task.
+struct Shared {
+    step: Cell<u32>,
+    sending: Cell<bool>,
+    rate_per_sender: Cell<f64>,
+    step_started: Cell<Instant>,
+    tracker: RefCell<Tracker>,
+    /// Messages the senders owed but had not sent when the step ended.
+    behind: Cell<u64>,
+    /// Messages actually sent in the step.
+    sent: Cell<u64>,
+    /// Connections that ended before the run did, with the first few reasons.
+    dropped: Cell<u64>,
+    drop_reasons: RefCell<Vec<String>>,
+    native: bool,
+}
+
+/// Result of one step at one offered rate.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// Deliveries per second the senders were asked to cause.
+    pub offered_per_s: f64,
+    /// Distinct deliveries per second over the sending time.
+    pub delivered_per_s: f64,
+    pub messages_sent: u64,
+    /// Messages the generator could not send on time.
+    pub generator_behind: u64,
+    /// Whether the generator sent what the rate asked for, give or take rounding: a step
+    /// it could not keep up with measures the generator, not the server.
+    pub generator_kept_up: bool,
+    #[serde(flatten)]
+    pub summary: Summary,
+    pub server_cpu_us: u64,
+    pub server_cpu_us_per_delivery: f64,
+    pub server_rss_kib: u64,
+    pub connections_dropped: u64,
+    pub passed: bool,
+}
+
+/// Pass rule and timing of the steps.
+#[derive(Clone, Debug)]
+pub struct StepRule {
+    pub step_secs: f64,
+    pub drain_secs: f64,
+    pub p99_limit_us: u64,
+}
+
+/// Connected members ready to run steps.
+pub struct Load {
+    shared: Rc<Shared>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    receivers: usize,
+    senders: usize,
+    fanout_total: u64,
+    pid: Option<u32>,
+    pub connect_secs: f64,
+}
+
+impl Load {
+    /// Connects every member, at most `parallel` handshakes at a time. Must run inside a
+    /// `LocalSet`.
+    pub async fn connect(
+        target: &Target,
+        members: Vec<Member>,
+        parallel: usize,
+        native: bool,
+    ) -> anyhow::Result<Self> {
+        let senders = members.iter().filter(|m| m.sends.is_some()).count();
+        let fanout_total = members
+            .iter()
+            .filter_map(|m| m.sends.as_ref().map(|s| s.1))
+            .sum();
+        let shared = Rc::new(Shared {
+            step: Cell::new(0),
+            sending: Cell::new(false),
+            rate_per_sender: Cell::new(0.0),
+            step_started: Cell::new(Instant::now()),
+            tracker: RefCell::new(Tracker::new(members.len(), senders.max(1))),
+            behind: Cell::new(0),
+            sent: Cell::new(0),
+            dropped: Cell::new(0),
+            drop_reasons: RefCell::new(Vec::new()),
+            native,
+        });
+        let (stop, _) = watch::channel(false);
+        let receivers = members.len();
+        let started = Instant::now();
+        let mut tasks = Vec::with_capacity(members.len());
+        let mut index = 0;
+        for chunk in members.chunks(parallel.max(1)) {
+            let handshakes = chunk.iter().enumerate().map(|(i, m)| {
+                let source = sio::source_addr(index + i, target.sources);
+                let options = m.connect.clone();
+                async move { sio::connect(target.addr, source, &options).await }
+            });
+            let connected = futures_util::future::join_all(handshakes).await;
+            for (m, result) in chunk.iter().zip(connected) {
+                let conn = result.with_context(|| format!("connecting member {index}"))?;
+                let task = tokio::task::spawn_local(run_member(
+                    index,
+                    conn,
+                    m.sends.clone(),
+                    shared.clone(),
+                    stop.subscribe(),
+                ));
+                tasks.push(task);
+                index += 1;
+            }
+        }
+        Ok(Self {
+            shared,
+            stop,
+            tasks,
+            receivers,
+            senders,
+            fanout_total,
+            pid: target.pid,
+            connect_secs: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Runs one step offering `deliveries_per_s` and returns its figures.
+    pub async fn step(&self, deliveries_per_s: f64, rule: &StepRule) -> anyhow::Result<Step> {
+        let s = &self.shared;
+        s.step.set(s.step.get() + 1);
+        *s.tracker.borrow_mut() = Tracker::new(self.receivers, self.senders.max(1));
+        s.behind.set(0);
+        s.sent.set(0);
+        let dropped_before = s.dropped.get();
+        s.rate_per_sender
+            .set(deliveries_per_s / self.fanout_total.max(1) as f64);
+
+        let before = self.sample()?;
+        let started = Instant::now();
+        s.step_started.set(started);
+        s.sending.set(true);
+        tokio::time::sleep(Duration::from_secs_f64(rule.step_secs)).await;
+        s.sending.set(false);
+        let sending_secs = started.elapsed().as_secs_f64();
+        // Count what the senders still owed as generator shortfall.
+        let owed = ((rule.step_secs * s.rate_per_sender.get()) as u64 + 1) * self.senders as u64;
+        s.behind.set(owed.saturating_sub(s.sent.get()));
+
+        // Wait for what is still in flight, bounded by the drain time.
+        let drain_until = Instant::now() + Duration::from_secs_f64(rule.drain_secs);
+        while Instant::now() < drain_until {
+            let done = {
+                let t = s.tracker.borrow();
+                t.received() >= t.expected()
+            };
+            if done {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let after = self.sample()?;
+
+        let summary = s.tracker.borrow().summary();
+        let cpu_us = after.cpu_us.saturating_sub(before.cpu_us);
+        let generator_behind = s.behind.get();
+        let connections_dropped = s.dropped.get() - dropped_before;
+        // Each sender may end a step one message short of its rate, by rounding.
+        let generator_kept_up = generator_behind <= self.senders as u64 + s.sent.get() / 100;
+        let passed = summary.lost == 0
+            && summary.duplicated == 0
+            && summary.p99_us < rule.p99_limit_us
+            && connections_dropped == 0
+            && generator_kept_up;
+        Ok(Step {
+            offered_per_s: deliveries_per_s,
+            delivered_per_s: summary.received as f64 / sending_secs,
+            messages_sent: s.sent.get(),
+            generator_behind,
+            generator_kept_up,
+            server_cpu_us: cpu_us,
+            server_cpu_us_per_delivery: if summary.received > 0 {
+                cpu_us as f64 / summary.received as f64
+            } else {
+                0.0
+            },
+            server_rss_kib: after.rss_kib,
+            connections_dropped,
+            passed,
+            summary,
+        })
+    }
+
+    fn sample(&self) -> anyhow::Result<procstat::Sample> {
+        match self.pid {
+            Some(pid) => procstat::sample(pid),
+            None => Ok(procstat::Sample::default()),
+        }
+    }
+
+    /// Connections that ended early so far, and the first reasons.
+    pub fn dropped(&self) -> (u64, Vec<String>) {
+        (
+            self.shared.dropped.get(),
+            self.shared.drop_reasons.borrow().clone(),
+        )
+    }
+
+    /// Closes every connection and waits for the tasks, at most five seconds.
+    pub async fn close(self) {
+        let _ = self.stop.send(true);
+        let all = futures_util::future::join_all(self.tasks);
+        let _ = tokio::time::timeout(Duration::from_secs(5), all).await;
+    }
+}
+
+async fn run_member(
+    index: usize,
+    mut ws: sio::Ws,
+    sends: Option<(u32, u64, Framing)>,
+    shared: Rc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut step_seen = 0;
+    let mut sent_in_step = 0u64;
+
+    let reason = loop {
+        tokio::select! {
+            biased;
+            _ = stop.changed() => break None,
+            frame = ws.next() => match frame {
+                Some(Ok(Message::Text(text))) => {
+                    let text = text.as_str();
+                    if text == "2" {
+                        if let Err(err) = ws.send(Message::text("3")).await {
+                            break Some(format!("pong failed: {err}"));
+                        }
+                    } else if let Some(p) = Probe::find(text, shared.native)
+                        && p.step == shared.step.get()
+                    {
+                        let latency = sio::now_us().saturating_sub(p.sent_us);
+                        shared
+                            .tracker
+                            .borrow_mut()
+                            .record(index, p.sender as usize, p.seq, latency);
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => break Some(format!("closed by server: {frame:?}")),
+                Some(Ok(_)) => {}
+                Some(Err(err)) => break Some(format!("read failed: {err}")),
+                None => break Some("connection ended".to_owned()),
+            },
+            _ = tick.tick(), if sends.is_some() => {
+                let Some((sender, fanout, framing)) = &sends else { continue };
+                if !shared.sending.get() {
+                    continue;
+                }
+                let step = shared.step.get();
+                if step != step_seen {
+                    step_seen = step;
+                    sent_in_step = 0;
+                }
+                let elapsed = shared.step_started.get().elapsed().as_secs_f64();
+                // The first message goes out at once, the (n+1)th after n intervals.
+                let owed = (elapsed * shared.rate_per_sender.get()) as u64 + 1;
+                let batch = owed.saturating_sub(sent_in_step).min(MAX_BATCH);
+                if batch == 0 {
+                    continue;
+                }
+                let mut failed = None;
+                for _ in 0..batch {
+                    let probe = Probe { step, sender: *sender, seq: sent_in_step, sent_us: sio::now_us() };
+                    let frame = match framing {
+                        Framing::Plain => sio::message_frame(&probe.body()),
+                        Framing::Native { room_id } => format!(
+                            "42[\"message:send\",{{\"room_id\":{room_id},\"body\":\"{}\"}}]",
+                            probe.body()
+                        ),
+                    };
+                    if let Err(err) = ws.feed(Message::text(frame)).await {
+                        failed = Some(format!("send failed: {err}"));
+                        break;
+                    }
+                    shared.tracker.borrow_mut().sent(*fanout);
+                    shared.sent.set(shared.sent.get() + 1);
+                    sent_in_step += 1;
+                }
+                if failed.is_none() && let Err(err) = ws.flush().await {
+                    failed = Some(format!("flush failed: {err}"));
+                }
+                if failed.is_some() {
+                    break failed;
+                }
+            }
+        }
+    };
+
+    if let Some(reason) = reason {
+        shared.dropped.set(shared.dropped.get() + 1);
+        let mut reasons = shared.drop_reasons.borrow_mut();
+        if reasons.len() < 5 {
+            reasons.push(format!("member {index}: {reason}"));
+        }
+    }
+    let _ = ws.close(None).await;
+}
