@@ -5,7 +5,7 @@
 // catches up on the rooms it has loaded with `sync` by room revision, which also brings
 // edits and recalls made while it was away (docs/protocol.md, "Reconnecting").
 
-import { api, storedToken } from './api.js';
+import { api } from './api.js';
 import { languageSwitch } from './app.js';
 import { el, fill, nameNode } from './dom.js';
 import { messageItem, pendingItem, textWithName } from './message-view.js';
@@ -74,7 +74,9 @@ export function startChat(root, onSignedOut) {
   state.connection = 'connecting';
   buildLayout(root);
 
-  const socket = new Socket(() => ({ token: storedToken(), lang: document.documentElement.lang }));
+  // The handshake authenticates by the session cookie. `create_guest: false` makes an
+  // expired cookie refuse the connection instead of signing in a new guest.
+  const socket = new Socket(() => ({ create_guest: false, lang: document.documentElement.lang }));
   state.socket = socket;
   socket.on('session', onSession);
   socket.on('message:new', (message) => applyLive(message));
@@ -857,7 +859,8 @@ const profileActions = {
     try {
       await api('POST', '/auth/logout');
     } catch {
-      // The session ends on this device either way: the token is forgotten below.
+      // NOTE: the page signs out either way, but when this request failed the server still
+      // accepts the session cookie until it expires or the password changes.
     }
     signOut();
   },
