@@ -14,6 +14,8 @@ import { errorText, onLangChange, t } from './i18n.js';
 import { Socket } from './socket.js';
 
 const HISTORY_PAGE = 50;
+/** Messages read per room to count unread ones after a reload; the server allows at most 100. */
+const UNREAD_PAGE = 100;
 /** Scrolling closer than this to the top of the log loads older messages. */
 const LOAD_OLDER_MARGIN_PX = 120;
 /** The server forwards one `typing` per user and room every 2 s; a hint older than this is dropped. */
@@ -32,7 +34,8 @@ const ROOM_LIST_REFRESH_MS = 60_000;
  * @typedef {{ body: string, error: string | null, ackId: number | null, createdAt: number }} Pending
  * @typedef {{ entry: any, messages: Map<number, Message>, pending: Map<string, Pending>,
  *   loaded: boolean, loading: boolean, hasOlder: boolean, lastRev: number,
- *   typing: Map<number, { name: string, until: number }> }} RoomState
+ *   typing: Map<number, { name: string, until: number }>,
+ *   unread: Map<number, number>, unreadMore: boolean }} RoomState
  */
 
 /** State of the chat screen, reset on each sign-in. */
@@ -229,6 +232,7 @@ async function onSession(/** @type {any} */ session) {
     await openRoom(state.currentId, { focus: false });
   }
   resendPending();
+  await countUnread();
 }
 
 async function refreshRoomList() {
@@ -300,7 +304,7 @@ function upsertRoom(entry, render = true) {
   } else {
     room = {
       entry, messages: new Map(), pending: new Map(), loaded: false, loading: false,
-      hasOlder: true, lastRev: 0, typing: new Map(),
+      hasOlder: true, lastRev: 0, typing: new Map(), unread: new Map(), unreadMore: false,
     };
     state.rooms.set(entry.id, room);
     if (readSeq(entry.id) === undefined) markRead(entry.id, entry.last_seq ?? 0);
@@ -350,15 +354,50 @@ function readSeq(roomId) {
 
 function markRead(/** @type {number} */ roomId, /** @type {number} */ seq) {
   if (!state.me) return;
+  const room = state.rooms.get(roomId);
+  if (room) {
+    for (const [id, unreadSeq] of room.unread) {
+      if (unreadSeq <= seq) room.unread.delete(id);
+    }
+    if (room.unread.size === 0) room.unreadMore = false;
+  }
   const positions = readPositions();
   if ((positions[roomId] ?? -1) >= seq) return;
   positions[roomId] = seq;
   localStorage.setItem(`confab.read.${state.me.id}`, JSON.stringify(positions));
 }
 
-/** Messages and events after the user's read position. */
-function unreadCount(/** @type {RoomState} */ room) {
-  return Math.max(0, (room.entry.last_seq ?? 0) - (readSeq(room.entry.id) ?? 0));
+/**
+ * Notes a message for its room's unread count when someone else wrote it after the read
+ * position. Join, leave and other notices, own messages and recalled messages do not count.
+ * @param {RoomState} room @param {Message} message
+ */
+function noteUnread(room, message) {
+  const unread = message.kind === 'text' && message.author_id !== state.me?.id && message.deleted_at === null;
+  if (unread && message.seq > (readSeq(room.entry.id) ?? 0)) room.unread.set(message.id, message.seq);
+  else room.unread.delete(message.id);
+}
+
+/**
+ * Counts the unread messages of rooms whose messages after the read position are not in
+ * memory, as after a reload. Reads at most one page per room, and `unreadMore` marks a room
+ * with more unread messages than that page held.
+ */
+async function countUnread() {
+  for (const room of [...state.rooms.values()]) {
+    const after = readSeq(room.entry.id) ?? 0;
+    if (room.loaded || (room.entry.last_seq ?? 0) <= after) continue;
+    const reply = await request('room:history', { room_id: room.entry.id, after, limit: UNREAD_PAGE });
+    if (!reply.ok || state.rooms.get(room.entry.id) !== room) continue;
+    for (const message of reply.data.messages) noteUnread(room, message);
+    room.unreadMore = reply.data.has_more && room.unread.size > 0;
+  }
+  renderRoomList();
+}
+
+/** Returns the badge text of a room's unread count, such as `3` or `100+`. */
+function unreadLabel(/** @type {RoomState} */ room) {
+  return room.unreadMore ? `${formatCount(room.unread.size)}+` : formatCount(room.unread.size);
 }
 
 function renderRoomList() {
@@ -370,7 +409,7 @@ function renderRoomList() {
   direct.sort(byName);
 
   const roomItem = (/** @type {RoomState} */ room) => {
-    const unread = room.entry.id === state.currentId ? 0 : unreadCount(room);
+    const unread = room.entry.id === state.currentId ? 0 : room.unread.size;
     return el('li', {}, [
       el('button', {
         type: 'button',
@@ -380,7 +419,7 @@ function renderRoomList() {
         onclick: () => openRoom(room.entry.id, { focus: true }),
       }, [
         el('bdi', { className: 'room-name' }, [roomTitle(room.entry)]),
-        unread > 0 ? el('span', { className: 'badge', 'aria-label': t('rooms.unread', { count: unread }) }, [formatCount(unread)]) : null,
+        unread > 0 ? el('span', { className: 'badge', 'aria-label': t('rooms.unread', { count: unread }) }, [unreadLabel(room)]) : null,
       ]),
     ]);
   };
@@ -499,6 +538,7 @@ function applyMessage(room, message) {
   if (known && known.rev > message.rev) return;
   room.messages.set(message.id, message);
   room.entry.last_seq = Math.max(room.entry.last_seq ?? 0, message.seq);
+  noteUnread(room, message);
   if (message.client_msg_id && message.author_id === state.me?.id) {
     room.pending.delete(message.client_msg_id);
   }
@@ -526,6 +566,8 @@ function applyLive(message) {
 /** @param {{ room_id: number, id: number, rev: number, deleted_by: number, deleted_at: number }} event */
 function onDeleted(event) {
   const room = state.rooms.get(event.room_id);
+  // A recalled message no longer counts as unread, even in a room not loaded yet.
+  if (room?.unread.delete(event.id)) renderRoomList();
   const known = room?.messages.get(event.id);
   if (!room || !known) return;
   applyMessage(room, { ...known, body: '', rev: event.rev, deleted_at: event.deleted_at, deleted_by: event.deleted_by });
