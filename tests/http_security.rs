@@ -862,3 +862,60 @@ async fn handshake_create_guest_false_rejects() {
         .await;
     assert_eq!(session["user"]["username"], "flagged", "{session}");
 }
+
+/// Returns the `avatar_url` of a `User` JSON object.
+fn avatar_url_of(user: &Value) -> String {
+    user["avatar_url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no avatar_url in {user}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn avatar_url_changes_with_image() {
+    let server = Server::start(&[]).await;
+    let account = server.register("versioned").await;
+    let me = server.http().get("/api/v1/me", Some(&account.token)).await;
+    let generated = avatar_url_of(&me.json()["user"]);
+    assert!(generated.contains("?v="), "{generated}");
+
+    // The generated image draws the display name, so renaming changes its version.
+    let body = json!({ "display_name": "Zed" }).to_string();
+    let renamed = server
+        .http()
+        .send(
+            Method::PATCH,
+            "/api/v1/me",
+            Some(&account.token),
+            &[],
+            Some((body.into_bytes(), "application/json")),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text);
+    let renamed_url = avatar_url_of(&renamed.json());
+    assert_ne!(renamed_url, generated);
+
+    let first = put_avatar(&server, &account, png(2, 2, 0), "image/png").await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    let first_url = avatar_url_of(&first.json());
+    assert_ne!(first_url, renamed_url);
+
+    let second = put_avatar(&server, &account, png(3, 3, 0), "image/png").await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.text);
+    let second_url = avatar_url_of(&second.json());
+    assert_ne!(second_url, first_url);
+
+    // A versioned address may be cached for good, one without a version must be revalidated.
+    let versioned = server.http().get(&second_url, None).await;
+    assert_eq!(versioned.status, StatusCode::OK, "{}", versioned.text);
+    let cache = versioned.header("cache-control").unwrap_or_default();
+    assert!(cache.contains("immutable"), "{second_url}: {cache}");
+    let bare = second_url.split('?').next().expect("a path");
+    let unversioned = server.http().get(bare, None).await;
+    assert_eq!(unversioned.status, StatusCode::OK, "{}", unversioned.text);
+    assert_eq!(
+        unversioned.header("cache-control").as_deref(),
+        Some("no-cache"),
+        "{bare}"
+    );
+}

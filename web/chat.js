@@ -47,6 +47,7 @@ const state = {
   /** @type {'connecting' | 'online' | 'reconnecting'} */ connection: 'connecting',
   membersOpen: false,
   /** @type {any[]} */ members: [],
+  /** @type {Map<number, string>} versioned avatar address per user id, from User objects */ avatars: new Map(),
   /** @type {number | null} id of the message being edited */ editing: null,
   /** @type {string} error code shown above the composer */ alert: '',
   lastTypingSent: 0,
@@ -214,6 +215,7 @@ function renderBanner() {
 /** Handles `session`, the first event of every connection. */
 async function onSession(/** @type {any} */ session) {
   state.me = session.user;
+  rememberAvatar(session.user);
   renderProfileButton();
   const joined = new Set(/** @type {number[]} */ (session.rooms));
   for (const id of [...state.rooms.keys()]) {
@@ -298,6 +300,7 @@ function resendPending() {
 
 /** @param {any} entry @param {boolean} [render] */
 function upsertRoom(entry, render = true) {
+  rememberAvatar(entry.peer);
   let room = state.rooms.get(entry.id);
   if (room) {
     room.entry = { ...room.entry, ...entry };
@@ -515,7 +518,8 @@ async function openRoom(id, options) {
     if (state.currentId === id) renderMessages({ stick: true });
   }
   markCurrentRead();
-  if (state.membersOpen) loadMembers();
+  // The member list also gives the authors' current avatar versions.
+  loadMembers();
   if (options.focus) ui.composer.focus();
 }
 
@@ -782,6 +786,7 @@ function renderMessages(/** @type {{ stick?: boolean }} */ options = {}) {
     meId: state.me?.id ?? null,
     canModerate: role === 'owner' || role === 'admin',
     nameOf: (userId) => nameOf(room, userId),
+    avatarOf,
     onEdit: startEdit,
     onRecall: recall,
   };
@@ -796,6 +801,26 @@ function renderMessages(/** @type {{ stick?: boolean }} */ options = {}) {
   ui.log.replaceChildren(start, el('ol', { className: 'messages' }, items));
   if (stick) ui.log.scrollTop = ui.log.scrollHeight;
   renderTyping();
+}
+
+/**
+ * Returns the address of a user's avatar. A `User` seen in the session, a room's peer or a
+ * member list gives the versioned address, which the browser may cache for good. Other
+ * authors get the address without a version, which the server marks `no-cache`.
+ * @param {number} userId
+ */
+function avatarOf(userId) {
+  return state.avatars.get(userId) ?? `/api/v1/users/${userId}/avatar`;
+}
+
+/**
+ * Remembers the avatar address of a user, reporting whether it changed.
+ * @param {any} user a `User`
+ */
+function rememberAvatar(user) {
+  if (!user || state.avatars.get(user.id) === user.avatar_url) return false;
+  state.avatars.set(user.id, user.avatar_url);
+  return true;
 }
 
 /**
@@ -862,6 +887,9 @@ async function loadMembers() {
   const reply = await request('room:members', { room_id: id });
   if (!reply.ok || id !== state.currentId) return;
   state.members = reply.data;
+  let changed = false;
+  for (const member of state.members) changed = rememberAvatar(member.user) || changed;
+  if (changed) renderMessages();
   renderMembers();
 }
 
@@ -896,6 +924,7 @@ const profileActions = {
   updated(user) {
     state.me = user;
     renderProfileButton();
+    if (rememberAvatar(user)) renderMessages();
   },
   async logout() {
     try {

@@ -211,10 +211,18 @@ pub async fn delete_avatar(State(state): State<AppState>, auth: Authed) -> ApiRe
     ok(user)
 }
 
+/// Query parameters of an avatar request.
+#[derive(Deserialize)]
+pub struct AvatarParams {
+    /// Version of the image, from `User.avatar_url`.
+    v: Option<String>,
+}
+
 pub async fn avatar(
     State(state): State<AppState>,
     ClientLang(lang): ClientLang,
     Path(id): Path<UserId>,
+    Query(params): Query<AvatarParams>,
 ) -> ApiResult {
     let avatar = state.service.avatar(id).await.localized(lang)?;
     let mut response = avatar.bytes.into_response();
@@ -228,10 +236,14 @@ pub async fn avatar(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; sandbox"),
     );
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
-    );
+    // `User.avatar_url` carries `?v=` with a version that changes with the image, so a
+    // versioned address never goes stale. An address without it must be revalidated.
+    let cache = if params.v.is_some() {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     Ok(response)
 }
 
