@@ -23,7 +23,10 @@ const TYPING_SHOWN_MS = 5000;
 const TYPING_SEND_EVERY_MS = 2000;
 /** Catch-up pages requested per reconnect at most, so a faulty server cannot loop us. */
 const MAX_SYNC_ROUNDS = 50;
-/** New public rooms are not announced, so the list of rooms to join is re-read this often. */
+/**
+ * The list of rooms to join is re-read this often, for member counts and for a
+ * `room:created` that a slow connection missed.
+ */
 const ROOM_LIST_REFRESH_MS = 60_000;
 
 /**
@@ -92,6 +95,7 @@ export function startChat(root, onSignedOut) {
     if (room.visibility === 'direct') refreshRoomList();
   });
   socket.on('room:updated', (room) => upsertRoom(room));
+  socket.on('room:created', onRoomCreated);
   socket.on('room:removed', onRemoved);
   socket.on('typing', onTyping);
   socket.on('presence', onPresence);
@@ -317,6 +321,13 @@ function upsertRoom(entry, render = true) {
     renderRoomList();
     if (entry.id === state.currentId) renderChatHeader();
   }
+}
+
+/** Lists a public room that someone just created, unless the user is in it. @param {any} room */
+function onRoomCreated(room) {
+  if (state.rooms.has(room.id) || state.publicRooms.some((entry) => entry.id === room.id)) return;
+  state.publicRooms.push(room);
+  renderRoomList();
 }
 
 function onRemoved(/** @type {{ room_id: number }} */ event) {
