@@ -5,7 +5,7 @@
 // catches up on the rooms it has loaded with `sync` by room revision, which also brings
 // edits and recalls made while it was away (docs/protocol.md, "Reconnecting").
 
-import { api } from './api.js';
+import { api, ApiError } from './api.js';
 import { languageSwitch } from './app.js';
 import { el, fill, nameNode } from './dom.js';
 import { messageItem, pendingItem, textWithName } from './message-view.js';
@@ -940,9 +940,13 @@ const profileActions = {
   async logout() {
     try {
       await api('POST', '/auth/logout');
-    } catch {
-      // NOTE: the page signs out either way, but when this request failed the server still
-      // accepts the session cookie until it expires or the password changes.
+    } catch (err) {
+      // Only the server can clear the HttpOnly session cookie, so a failed request leaves
+      // the user signed in and says why. A 401 means the session has already ended.
+      if (!(err instanceof ApiError && err.status === 401)) {
+        showAlert(err instanceof ApiError ? err.code : 'internal');
+        return;
+      }
     }
     signOut();
   },

@@ -64,6 +64,15 @@ test('session token stays out of script reach', async () => {
   await page.locator('.composer textarea').waitFor();
   await page.locator('.sidebar', { hasText: 'cookie-room' }).waitFor();
 
+  // A log out that cannot reach the server keeps the session and says so, because only
+  // the server can clear the HttpOnly cookie.
+  await page.route('**/api/v1/auth/logout', (route) => route.abort());
+  await page.locator('.profile-button').click();
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.locator('p.error[role=alert]', { hasText: 'The server cannot be reached.' }).waitFor();
+  assert.equal(await page.locator('.composer textarea').count(), 1);
+  await page.unroute('**/api/v1/auth/logout');
+
   await page.locator('.profile-button').click();
   await page.getByRole('button', { name: 'Log out' }).click();
   await page.getByRole('heading', { name: 'Welcome to Confab' }).waitFor();
