@@ -783,3 +783,139 @@ async fn stats_reports_online_users_and_rate() {
         "{stats}"
     );
 }
+
+#[tokio::test]
+async fn cookie_only_sign_in_hides_token() {
+    let server = Server::start(&[]).await;
+    let browser = server.browser();
+    let reply = browser
+        .post_json(
+            "/api/v1/auth/register?cookie_only=true",
+            None,
+            &json!({ "username": "cookieonly", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let body = reply.json();
+    assert!(body.get("token").is_none(), "token in the body: {body}");
+    assert!(body["csrf_token"].is_string(), "{body}");
+    assert_eq!(body["user"]["username"], "cookieonly", "{body}");
+    let cookies: Vec<String> = reply
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+        .collect();
+    assert!(
+        cookies.iter().any(|c| c.starts_with("confab_session=")),
+        "no session cookie in {cookies:?}"
+    );
+
+    // The cookie set by that reply authenticates.
+    let me = browser.get("/api/v1/me", None).await;
+    assert_eq!(me.status, StatusCode::OK, "cookie read: {}", me.text);
+
+    let login = browser
+        .post_json(
+            "/api/v1/auth/login?cookie_only=true",
+            None,
+            &json!({ "username": "cookieonly", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+    assert!(login.json().get("token").is_none(), "{}", login.text);
+
+    let guest = browser
+        .post_json("/api/v1/auth/guest?cookie_only=true", None, &json!({}))
+        .await;
+    assert_eq!(guest.status, StatusCode::CREATED, "{}", guest.text);
+    assert!(guest.json().get("token").is_none(), "{}", guest.text);
+
+    // Without the parameter, programs still get the token.
+    let program = server
+        .http()
+        .post_json(
+            "/api/v1/auth/login",
+            None,
+            &json!({ "username": "cookieonly", "password": PASSWORD }),
+        )
+        .await;
+    assert!(program.json()["token"].is_string(), "{}", program.text);
+}
+
+#[tokio::test]
+async fn handshake_create_guest_false_rejects() {
+    let server = Server::start(&[]).await;
+    let mut client = common::SioClient::open(server.addr, None)
+        .await
+        .expect("open a WebSocket");
+    let refused = client
+        .handshake(json!({ "create_guest": false }))
+        .await
+        .expect_err("handshake without credentials accepted");
+    assert_eq!(refused["message"], "unauthenticated", "{refused}");
+
+    // A token still authenticates with the flag set.
+    let account = server.register("flagged").await;
+    let (_client, session) = server
+        .socket(json!({ "token": account.token, "create_guest": false }))
+        .await;
+    assert_eq!(session["user"]["username"], "flagged", "{session}");
+}
+
+/// Returns the `avatar_url` of a `User` JSON object.
+fn avatar_url_of(user: &Value) -> String {
+    user["avatar_url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no avatar_url in {user}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn avatar_url_changes_with_image() {
+    let server = Server::start(&[]).await;
+    let account = server.register("versioned").await;
+    let me = server.http().get("/api/v1/me", Some(&account.token)).await;
+    let generated = avatar_url_of(&me.json()["user"]);
+    assert!(generated.contains("?v="), "{generated}");
+
+    // The generated image draws the display name, so renaming changes its version.
+    let body = json!({ "display_name": "Zed" }).to_string();
+    let renamed = server
+        .http()
+        .send(
+            Method::PATCH,
+            "/api/v1/me",
+            Some(&account.token),
+            &[],
+            Some((body.into_bytes(), "application/json")),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text);
+    let renamed_url = avatar_url_of(&renamed.json());
+    assert_ne!(renamed_url, generated);
+
+    let first = put_avatar(&server, &account, png(2, 2, 0), "image/png").await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    let first_url = avatar_url_of(&first.json());
+    assert_ne!(first_url, renamed_url);
+
+    let second = put_avatar(&server, &account, png(3, 3, 0), "image/png").await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.text);
+    let second_url = avatar_url_of(&second.json());
+    assert_ne!(second_url, first_url);
+
+    // A versioned address may be cached for good, one without a version must be revalidated.
+    let versioned = server.http().get(&second_url, None).await;
+    assert_eq!(versioned.status, StatusCode::OK, "{}", versioned.text);
+    let cache = versioned.header("cache-control").unwrap_or_default();
+    assert!(cache.contains("immutable"), "{second_url}: {cache}");
+    let bare = second_url.split('?').next().expect("a path");
+    let unversioned = server.http().get(bare, None).await;
+    assert_eq!(unversioned.status, StatusCode::OK, "{}", unversioned.text);
+    assert_eq!(
+        unversioned.header("cache-control").as_deref(),
+        Some("no-cache"),
+        "{bare}"
+    );
+}

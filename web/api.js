@@ -1,9 +1,14 @@
-// REST calls under /api/v1 with the session's bearer token. A bearer token needs no CSRF
-// token, and the strict Content-Security-Policy keeps foreign script from reading it.
+// REST calls under /api/v1, authenticated by the server's session cookie. The cookie is
+// HttpOnly, so script on the page never sees the session token. Writes echo the CSRF
+// token from the `confab_csrf` cookie in `X-CSRF-Token` (double-submit), which a page
+// of another site cannot read.
 
 import { lang } from './i18n.js';
 
-const TOKEN_KEY = 'confab.token';
+const CSRF_COOKIE = 'confab_csrf';
+
+/** Methods that need the CSRF token when authenticated by cookie. */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 export class ApiError extends Error {
   /** @param {string} code @param {number} status */
@@ -14,14 +19,30 @@ export class ApiError extends Error {
   }
 }
 
-export function storedToken() {
-  return localStorage.getItem(TOKEN_KEY);
+/** Returns the CSRF token of the current session, or null when signed out. */
+export function csrfToken() {
+  for (const part of document.cookie.split(';')) {
+    const [name, ...value] = part.trim().split('=');
+    if (name === CSRF_COOKIE && value.length) return decodeURIComponent(value.join('='));
+  }
+  return null;
 }
 
-/** @param {string | null} token */
-export function storeToken(token) {
-  if (token) localStorage.setItem(TOKEN_KEY, token);
-  else localStorage.removeItem(TOKEN_KEY);
+/**
+ * Reports whether this browser holds a session. The server sets and clears the CSRF
+ * cookie together with the session cookie, with the same lifetime.
+ */
+export function hasSession() {
+  return Boolean(csrfToken());
+}
+
+/**
+ * Drops the CSRF cookie after the session ended on the server (logout, password change,
+ * expiry), so a reload shows the sign-in screen. The HttpOnly session cookie stays until
+ * the server clears or replaces it, but the server no longer accepts its token.
+ */
+export function forgetSession() {
+  document.cookie = `${CSRF_COOKIE}=; Path=/; Max-Age=0; SameSite=Lax`;
 }
 
 /**
@@ -33,8 +54,8 @@ export function storeToken(token) {
 export async function api(method, path, options = {}) {
   /** @type {Record<string, string>} */
   const headers = { 'Accept-Language': lang() };
-  const token = storedToken();
-  if (token) headers.Authorization = `Bearer ${token}`;
+  const csrf = csrfToken();
+  if (csrf && !SAFE_METHODS.has(method)) headers['X-CSRF-Token'] = csrf;
   /** @type {BodyInit | undefined} */
   let body;
   if (options.json !== undefined) {
@@ -47,7 +68,7 @@ export async function api(method, path, options = {}) {
 
   let response;
   try {
-    response = await fetch(`/api/v1${path}`, { method, headers, body, credentials: 'omit' });
+    response = await fetch(`/api/v1${path}`, { method, headers, body, credentials: 'same-origin' });
   } catch {
     throw new ApiError('network', 0);
   }

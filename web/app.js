@@ -1,6 +1,6 @@
-// Entry point: the sign-in screen, then the chat screen once a session token exists.
+// Entry point: the sign-in screen, then the chat screen once the browser holds a session.
 
-import { api, ApiError, storedToken, storeToken } from './api.js';
+import { api, ApiError, forgetSession, hasSession } from './api.js';
 import { el } from './dom.js';
 import { errorText, lang, onLangChange, setLang, t } from './i18n.js';
 import { startChat } from './chat.js';
@@ -99,19 +99,18 @@ async function submitAuth(form) {
   const submit = /** @type {HTMLButtonElement} */ (form.querySelector('button[type=submit]'));
   submit.disabled = true;
   try {
-    let reply;
+    // `cookie_only` keeps the token out of the reply: the session lives in the HttpOnly cookie.
     if (authTab === 'login') {
-      reply = await api('POST', '/auth/login', { json: { username: data.username, password: data.password } });
+      await api('POST', '/auth/login?cookie_only=true', { json: { username: data.username, password: data.password } });
     } else if (authTab === 'register') {
       /** @type {Record<string, unknown>} */
       const body = { username: data.username, password: data.password };
       if (String(data.display_name || '').trim()) body.display_name = data.display_name;
-      reply = await api('POST', '/auth/register', { json: body });
+      await api('POST', '/auth/register?cookie_only=true', { json: body });
     } else {
       const nickname = String(data.nickname || '').trim();
-      reply = await api('POST', '/auth/guest', { json: nickname ? { nickname } : {} });
+      await api('POST', '/auth/guest?cookie_only=true', { json: nickname ? { nickname } : {} });
     }
-    storeToken(reply.token);
     authError = '';
     showChat();
   } catch (err) {
@@ -122,7 +121,7 @@ async function submitAuth(form) {
 
 /** @param {string} [reason] an error code to show on the sign-in screen */
 export function showAuth(reason) {
-  storeToken(null);
+  forgetSession();
   authError = reason ?? '';
   screen = 'auth';
   renderAuth();
@@ -139,5 +138,7 @@ onLangChange(() => {
   if (screen === 'auth') renderAuth();
 });
 
-if (storedToken()) showChat();
+// Versions before the cookie session kept a bearer token here.
+localStorage.removeItem('confab.token');
+if (hasSession()) showChat();
 else showAuth();

@@ -5,7 +5,7 @@
 // catches up on the rooms it has loaded with `sync` by room revision, which also brings
 // edits and recalls made while it was away (docs/protocol.md, "Reconnecting").
 
-import { api, storedToken } from './api.js';
+import { api, ApiError } from './api.js';
 import { languageSwitch } from './app.js';
 import { el, fill, nameNode } from './dom.js';
 import { messageItem, pendingItem, textWithName } from './message-view.js';
@@ -14,6 +14,8 @@ import { errorText, onLangChange, t } from './i18n.js';
 import { Socket } from './socket.js';
 
 const HISTORY_PAGE = 50;
+/** Messages read per room to count unread ones after a reload; the server allows at most 100. */
+const UNREAD_PAGE = 100;
 /** Scrolling closer than this to the top of the log loads older messages. */
 const LOAD_OLDER_MARGIN_PX = 120;
 /** The server forwards one `typing` per user and room every 2 s; a hint older than this is dropped. */
@@ -21,7 +23,10 @@ const TYPING_SHOWN_MS = 5000;
 const TYPING_SEND_EVERY_MS = 2000;
 /** Catch-up pages requested per reconnect at most, so a faulty server cannot loop us. */
 const MAX_SYNC_ROUNDS = 50;
-/** New public rooms are not announced, so the list of rooms to join is re-read this often. */
+/**
+ * The list of rooms to join is re-read this often, for member counts and for a
+ * `room:created` that a slow connection missed.
+ */
 const ROOM_LIST_REFRESH_MS = 60_000;
 
 /**
@@ -32,7 +37,8 @@ const ROOM_LIST_REFRESH_MS = 60_000;
  * @typedef {{ body: string, error: string | null, ackId: number | null, createdAt: number }} Pending
  * @typedef {{ entry: any, messages: Map<number, Message>, pending: Map<string, Pending>,
  *   loaded: boolean, loading: boolean, hasOlder: boolean, lastRev: number,
- *   typing: Map<number, { name: string, until: number }> }} RoomState
+ *   typing: Map<number, { name: string, until: number }>,
+ *   unread: Map<number, number>, unreadMore: boolean }} RoomState
  */
 
 /** State of the chat screen, reset on each sign-in. */
@@ -44,6 +50,7 @@ const state = {
   /** @type {'connecting' | 'online' | 'reconnecting'} */ connection: 'connecting',
   membersOpen: false,
   /** @type {any[]} */ members: [],
+  /** @type {Map<number, string>} versioned avatar address per user id, from User objects */ avatars: new Map(),
   /** @type {number | null} id of the message being edited */ editing: null,
   /** @type {string} error code shown above the composer */ alert: '',
   lastTypingSent: 0,
@@ -74,7 +81,9 @@ export function startChat(root, onSignedOut) {
   state.connection = 'connecting';
   buildLayout(root);
 
-  const socket = new Socket(() => ({ token: storedToken(), lang: document.documentElement.lang }));
+  // The handshake authenticates by the session cookie. `create_guest: false` makes an
+  // expired cookie refuse the connection instead of signing in a new guest.
+  const socket = new Socket(() => ({ create_guest: false, lang: document.documentElement.lang }));
   state.socket = socket;
   socket.on('session', onSession);
   socket.on('message:new', (message) => applyLive(message));
@@ -86,6 +95,7 @@ export function startChat(root, onSignedOut) {
     if (room.visibility === 'direct') refreshRoomList();
   });
   socket.on('room:updated', (room) => upsertRoom(room));
+  socket.on('room:created', onRoomCreated);
   socket.on('room:removed', onRemoved);
   socket.on('typing', onTyping);
   socket.on('presence', onPresence);
@@ -209,6 +219,7 @@ function renderBanner() {
 /** Handles `session`, the first event of every connection. */
 async function onSession(/** @type {any} */ session) {
   state.me = session.user;
+  rememberAvatar(session.user);
   renderProfileButton();
   const joined = new Set(/** @type {number[]} */ (session.rooms));
   for (const id of [...state.rooms.keys()]) {
@@ -227,6 +238,7 @@ async function onSession(/** @type {any} */ session) {
     await openRoom(state.currentId, { focus: false });
   }
   resendPending();
+  await countUnread();
 }
 
 async function refreshRoomList() {
@@ -292,13 +304,14 @@ function resendPending() {
 
 /** @param {any} entry @param {boolean} [render] */
 function upsertRoom(entry, render = true) {
+  rememberAvatar(entry.peer);
   let room = state.rooms.get(entry.id);
   if (room) {
     room.entry = { ...room.entry, ...entry };
   } else {
     room = {
       entry, messages: new Map(), pending: new Map(), loaded: false, loading: false,
-      hasOlder: true, lastRev: 0, typing: new Map(),
+      hasOlder: true, lastRev: 0, typing: new Map(), unread: new Map(), unreadMore: false,
     };
     state.rooms.set(entry.id, room);
     if (readSeq(entry.id) === undefined) markRead(entry.id, entry.last_seq ?? 0);
@@ -308,6 +321,13 @@ function upsertRoom(entry, render = true) {
     renderRoomList();
     if (entry.id === state.currentId) renderChatHeader();
   }
+}
+
+/** Lists a public room that someone just created, unless the user is in it. @param {any} room */
+function onRoomCreated(room) {
+  if (state.rooms.has(room.id) || state.publicRooms.some((entry) => entry.id === room.id)) return;
+  state.publicRooms.push(room);
+  renderRoomList();
 }
 
 function onRemoved(/** @type {{ room_id: number }} */ event) {
@@ -348,15 +368,50 @@ function readSeq(roomId) {
 
 function markRead(/** @type {number} */ roomId, /** @type {number} */ seq) {
   if (!state.me) return;
+  const room = state.rooms.get(roomId);
+  if (room) {
+    for (const [id, unreadSeq] of room.unread) {
+      if (unreadSeq <= seq) room.unread.delete(id);
+    }
+    if (room.unread.size === 0) room.unreadMore = false;
+  }
   const positions = readPositions();
   if ((positions[roomId] ?? -1) >= seq) return;
   positions[roomId] = seq;
   localStorage.setItem(`confab.read.${state.me.id}`, JSON.stringify(positions));
 }
 
-/** Messages and events after the user's read position. */
-function unreadCount(/** @type {RoomState} */ room) {
-  return Math.max(0, (room.entry.last_seq ?? 0) - (readSeq(room.entry.id) ?? 0));
+/**
+ * Notes a message for its room's unread count when someone else wrote it after the read
+ * position. Join, leave and other notices, own messages and recalled messages do not count.
+ * @param {RoomState} room @param {Message} message
+ */
+function noteUnread(room, message) {
+  const unread = message.kind === 'text' && message.author_id !== state.me?.id && message.deleted_at === null;
+  if (unread && message.seq > (readSeq(room.entry.id) ?? 0)) room.unread.set(message.id, message.seq);
+  else room.unread.delete(message.id);
+}
+
+/**
+ * Counts the unread messages of rooms whose messages after the read position are not in
+ * memory, as after a reload. Reads at most one page per room, and `unreadMore` marks a room
+ * with more unread messages than that page held.
+ */
+async function countUnread() {
+  for (const room of [...state.rooms.values()]) {
+    const after = readSeq(room.entry.id) ?? 0;
+    if (room.loaded || (room.entry.last_seq ?? 0) <= after) continue;
+    const reply = await request('room:history', { room_id: room.entry.id, after, limit: UNREAD_PAGE });
+    if (!reply.ok || state.rooms.get(room.entry.id) !== room) continue;
+    for (const message of reply.data.messages) noteUnread(room, message);
+    room.unreadMore = reply.data.has_more && room.unread.size > 0;
+  }
+  renderRoomList();
+}
+
+/** Returns the badge text of a room's unread count, such as `3` or `100+`. */
+function unreadLabel(/** @type {RoomState} */ room) {
+  return room.unreadMore ? `${formatCount(room.unread.size)}+` : formatCount(room.unread.size);
 }
 
 function renderRoomList() {
@@ -368,7 +423,7 @@ function renderRoomList() {
   direct.sort(byName);
 
   const roomItem = (/** @type {RoomState} */ room) => {
-    const unread = room.entry.id === state.currentId ? 0 : unreadCount(room);
+    const unread = room.entry.id === state.currentId ? 0 : room.unread.size;
     return el('li', {}, [
       el('button', {
         type: 'button',
@@ -378,7 +433,7 @@ function renderRoomList() {
         onclick: () => openRoom(room.entry.id, { focus: true }),
       }, [
         el('bdi', { className: 'room-name' }, [roomTitle(room.entry)]),
-        unread > 0 ? el('span', { className: 'badge', 'aria-label': t('rooms.unread', { count: unread }) }, [formatCount(unread)]) : null,
+        unread > 0 ? el('span', { className: 'badge', 'aria-label': t('rooms.unread', { count: unread }) }, [unreadLabel(room)]) : null,
       ]),
     ]);
   };
@@ -474,7 +529,8 @@ async function openRoom(id, options) {
     if (state.currentId === id) renderMessages({ stick: true });
   }
   markCurrentRead();
-  if (state.membersOpen) loadMembers();
+  // The member list also gives the authors' current avatar versions.
+  loadMembers();
   if (options.focus) ui.composer.focus();
 }
 
@@ -497,6 +553,7 @@ function applyMessage(room, message) {
   if (known && known.rev > message.rev) return;
   room.messages.set(message.id, message);
   room.entry.last_seq = Math.max(room.entry.last_seq ?? 0, message.seq);
+  noteUnread(room, message);
   if (message.client_msg_id && message.author_id === state.me?.id) {
     room.pending.delete(message.client_msg_id);
   }
@@ -524,6 +581,8 @@ function applyLive(message) {
 /** @param {{ room_id: number, id: number, rev: number, deleted_by: number, deleted_at: number }} event */
 function onDeleted(event) {
   const room = state.rooms.get(event.room_id);
+  // A recalled message no longer counts as unread, even in a room not loaded yet.
+  if (room?.unread.delete(event.id)) renderRoomList();
   const known = room?.messages.get(event.id);
   if (!room || !known) return;
   applyMessage(room, { ...known, body: '', rev: event.rev, deleted_at: event.deleted_at, deleted_by: event.deleted_by });
@@ -738,6 +797,7 @@ function renderMessages(/** @type {{ stick?: boolean }} */ options = {}) {
     meId: state.me?.id ?? null,
     canModerate: role === 'owner' || role === 'admin',
     nameOf: (userId) => nameOf(room, userId),
+    avatarOf,
     onEdit: startEdit,
     onRecall: recall,
   };
@@ -752,6 +812,26 @@ function renderMessages(/** @type {{ stick?: boolean }} */ options = {}) {
   ui.log.replaceChildren(start, el('ol', { className: 'messages' }, items));
   if (stick) ui.log.scrollTop = ui.log.scrollHeight;
   renderTyping();
+}
+
+/**
+ * Returns the address of a user's avatar. A `User` seen in the session, a room's peer or a
+ * member list gives the versioned address, which the browser may cache for good. Other
+ * authors get the address without a version, which the server marks `no-cache`.
+ * @param {number} userId
+ */
+function avatarOf(userId) {
+  return state.avatars.get(userId) ?? `/api/v1/users/${userId}/avatar`;
+}
+
+/**
+ * Remembers the avatar address of a user, reporting whether it changed.
+ * @param {any} user a `User`
+ */
+function rememberAvatar(user) {
+  if (!user || state.avatars.get(user.id) === user.avatar_url) return false;
+  state.avatars.set(user.id, user.avatar_url);
+  return true;
 }
 
 /**
@@ -818,6 +898,9 @@ async function loadMembers() {
   const reply = await request('room:members', { room_id: id });
   if (!reply.ok || id !== state.currentId) return;
   state.members = reply.data;
+  let changed = false;
+  for (const member of state.members) changed = rememberAvatar(member.user) || changed;
+  if (changed) renderMessages();
   renderMembers();
 }
 
@@ -852,12 +935,18 @@ const profileActions = {
   updated(user) {
     state.me = user;
     renderProfileButton();
+    if (rememberAvatar(user)) renderMessages();
   },
   async logout() {
     try {
       await api('POST', '/auth/logout');
-    } catch {
-      // The session ends on this device either way: the token is forgotten below.
+    } catch (err) {
+      // Only the server can clear the HttpOnly session cookie, so a failed request leaves
+      // the user signed in and says why. A 401 means the session has already ended.
+      if (!(err instanceof ApiError && err.status === 401)) {
+        showAlert(err instanceof ApiError ? err.code : 'internal');
+        return;
+      }
     }
     signOut();
   },

@@ -81,8 +81,8 @@ export function openProfile(me, actions) {
 
   const avatarImage = el('img', { className: 'avatar large', alt: '', src: me.avatar_url });
   const avatarFile = el('input', { id: 'profile-avatar', type: 'file', accept: 'image/png,image/jpeg,image/gif,image/webp' });
-  const refreshAvatar = async () => {
-    const user = await api('GET', '/me');
+  /** Shows the `User` that an avatar upload or removal returned. @param {any} user */
+  const showAvatar = (user) => {
     actions.updated(user);
     avatarImage.src = user.avatar_url;
   };
@@ -94,8 +94,7 @@ export function openProfile(me, actions) {
       type: 'button',
       onclick: async () => {
         try {
-          await api('DELETE', '/me/avatar');
-          await refreshAvatar();
+          showAvatar(await api('DELETE', '/me/avatar'));
           report(null, 'profile.saved');
         } catch (err) {
           report(err, '');
@@ -108,8 +107,7 @@ export function openProfile(me, actions) {
     const file = avatarFile.files?.[0];
     if (!file) return;
     try {
-      await api('PUT', '/me/avatar', { body: file, contentType: file.type });
-      await refreshAvatar();
+      showAvatar(await api('PUT', '/me/avatar', { body: file, contentType: file.type }));
       report(null, 'profile.saved');
     } catch (err) {
       report(err, '');

@@ -8,6 +8,7 @@ import { errorText, formatFullTime, formatTime, t } from './i18n.js';
  * Context of a message element: the reader, their rights in the room, and callbacks.
  * @typedef {{ meId: number | null, canModerate: boolean,
  *   nameOf: (userId: number | null) => string | null,
+ *   avatarOf: (userId: number) => string,
  *   onEdit: (message: import('./chat.js').Message) => void,
  *   onRecall: (message: import('./chat.js').Message) => void }} MessageView
  */
@@ -37,7 +38,7 @@ export function messageItem(message, view) {
       ? el('button', { type: 'button', className: 'small', onclick: () => view.onRecall(message) }, [t('msg.recall')])
       : null,
   ]);
-  const avatar = message.author_id !== null ? `/api/v1/users/${message.author_id}/avatar` : '/assets/icon.svg';
+  const avatar = message.author_id !== null ? view.avatarOf(message.author_id) : '/assets/icon.svg';
   return el('li', { className: own ? 'msg own' : 'msg', 'data-id': message.id, 'data-seq': message.seq }, [
     el('img', { className: 'avatar', alt: '', loading: 'lazy', src: avatar }),
     el('div', { className: 'bubble' }, [

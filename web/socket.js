@@ -31,7 +31,7 @@ const ACK_TIMEOUT_MS = 15_000;
 export class Socket {
   /**
    * @param {() => Record<string, unknown>} auth  returns the CONNECT `auth` object for
-   *   each attempt, so a new token is used after it changes.
+   *   each attempt, so each one carries the current language.
    */
   constructor(auth) {
     this.auth = auth;

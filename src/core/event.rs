@@ -60,6 +60,9 @@ pub enum Event {
     RoomAdded(Room),
     /// The user is no longer in a room.
     RoomRemoved(RoomRemoved),
+    /// Someone created a public room. It goes to every connection, so room lists need no
+    /// polling to show it.
+    RoomCreated(Room),
     /// Someone is typing.
     Typing(Typing),
     /// Someone came online or went offline.
@@ -76,14 +79,16 @@ impl Event {
             Event::RoomUpdated(_) => "room:updated",
             Event::RoomAdded(_) => "room:added",
             Event::RoomRemoved(_) => "room:removed",
+            Event::RoomCreated(_) => "room:created",
             Event::Typing(_) => "typing",
             Event::Presence(_) => "presence",
         }
     }
 
     /// Reports whether losing this event would leave a client with wrong state. Typing
-    /// and presence hints are not worth disconnecting a slow client for.
+    /// and presence hints are not worth disconnecting a slow client for, and neither is
+    /// a new public room, which `rooms:list` also returns.
     pub fn is_essential(&self) -> bool {
-        !matches!(self, Event::Typing(_))
+        !matches!(self, Event::Typing(_) | Event::RoomCreated(_))
     }
 }

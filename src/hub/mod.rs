@@ -300,6 +300,18 @@ impl Hub {
         self.deliver(&sinks, &event);
     }
 
+    /// Queues an event to every connection on this node.
+    pub fn broadcast(&self, event: Arc<Outbound>) {
+        let sinks: Vec<(ConnId, Arc<dyn Sink>)> = {
+            let t = self.read();
+            t.conns
+                .iter()
+                .map(|(id, c)| (*id, c.sink.clone()))
+                .collect()
+        };
+        self.deliver(&sinks, &event);
+    }
+
     /// Queues an event to every connection of one user, whatever rooms they follow.
     pub fn send_to_user(&self, user: UserId, event: Arc<Outbound>) {
         let sinks = self.user_sinks(user);

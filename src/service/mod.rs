@@ -17,6 +17,7 @@ use crate::hub::Hub;
 use crate::store::{Store, UserRow};
 use crate::telemetry::Metrics;
 use limits::{KeyedLimit, Throughput};
+use sha2::Digest;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -314,7 +315,16 @@ impl ChatService {
 
     /// Converts a stored account to what other people see.
     fn public_user(row: &UserRow) -> User {
-        let version = row.avatar.as_deref().map_or("0", |a| &a[..a.len().min(12)]);
+        let version = match row.avatar.as_deref() {
+            // Uploaded files are named by the SHA-256 of their content.
+            Some(file) => file[..file.len().min(12)].to_owned(),
+            // The generated image draws the display name's first character, so a hash of
+            // the name versions it.
+            None => {
+                let digest = sha2::Sha256::digest(row.display_name.as_bytes());
+                format!("g{}", hex::encode(&digest[..6]))
+            }
+        };
         User {
             id: row.id,
             username: row.username.clone(),

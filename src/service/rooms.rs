@@ -183,6 +183,14 @@ impl ChatService {
             session.user_id(),
             Outbound::new(Event::RoomAdded(room.clone()), Instant::now()),
         );
+        // Everyone may join a public room, so every connected user hears of it. The
+        // creator gets it too, after `room:added`.
+        if visibility == Visibility::Public {
+            self.hub.broadcast(Outbound::new(
+                Event::RoomCreated(room.clone()),
+                Instant::now(),
+            ));
+        }
         Ok(room)
     }
 

@@ -64,7 +64,9 @@ test('profile edits name avatar and password', async () => {
 
   await page.getByRole('button', { name: 'Log out' }).click();
   await page.getByRole('heading', { name: 'Welcome to Confab' }).waitFor();
-  assert.equal(await page.evaluate(() => localStorage.getItem('confab.token')), null);
+  const names = (await page.context().cookies()).map((cookie) => cookie.name);
+  assert.ok(!names.includes('confab_session'), `cookies after log out: ${names}`);
+  assert.ok(!names.includes('confab_csrf'), `cookies after log out: ${names}`);
 
   await signIn(page, PASSWORD);
   await page.locator('#auth-form .error', { hasText: 'Wrong username or password.' }).waitFor();

@@ -7,7 +7,7 @@ use crate::core::error::ErrorCode;
 use crate::core::ids::{MessageId, RoomId, UserId};
 use crate::core::model::Visibility;
 use crate::core::role::Role;
-use crate::service::{ClientAddr, HistoryQuery, RoomRef};
+use crate::service::{ClientAddr, HistoryQuery, LoginResult, RoomRef};
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -22,6 +22,34 @@ fn ok<T: serde::Serialize>(value: T) -> ApiResult {
     Ok(axum::Json(value).into_response())
 }
 
+/// Query parameters of the sign-in endpoints.
+#[derive(Deserialize)]
+pub struct SignInParams {
+    /// Leaves the token out of the response body, so that it exists only in the HttpOnly
+    /// session cookie, out of reach of the page's script. The web client sets it.
+    #[serde(default)]
+    cookie_only: bool,
+}
+
+/// Builds the response to a successful sign-in: the session as JSON plus its cookies.
+fn signed_in(
+    state: &AppState,
+    status: StatusCode,
+    login: &LoginResult,
+    params: &SignInParams,
+) -> ApiResult {
+    let mut body = json!({
+        "user": login.user,
+        "csrf_token": login.csrf_token,
+        "expires_at": login.expires_at,
+    });
+    if !params.cookie_only {
+        body["token"] = json!(login.token);
+    }
+    let response = (status, axum::Json(body)).into_response();
+    Ok(with_session_cookies(state, login, response))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterBody {
@@ -34,6 +62,7 @@ pub async fn register(
     State(state): State<AppState>,
     Extension(client): Extension<ClientAddr>,
     ClientLang(lang): ClientLang,
+    Query(params): Query<SignInParams>,
     Json(body): Json<RegisterBody>,
 ) -> ApiResult {
     let login = state
@@ -46,8 +75,7 @@ pub async fn register(
         )
         .await
         .localized(lang)?;
-    let response = (StatusCode::CREATED, axum::Json(&login)).into_response();
-    Ok(with_session_cookies(&state, &login, response))
+    signed_in(&state, StatusCode::CREATED, &login, &params)
 }
 
 #[derive(Deserialize)]
@@ -61,6 +89,7 @@ pub async fn login(
     State(state): State<AppState>,
     Extension(client): Extension<ClientAddr>,
     ClientLang(lang): ClientLang,
+    Query(params): Query<SignInParams>,
     Json(body): Json<LoginBody>,
 ) -> ApiResult {
     let login = state
@@ -68,8 +97,7 @@ pub async fn login(
         .login(client, &body.username, &body.password)
         .await
         .localized(lang)?;
-    let response = axum::Json(&login).into_response();
-    Ok(with_session_cookies(&state, &login, response))
+    signed_in(&state, StatusCode::OK, &login, &params)
 }
 
 #[derive(Deserialize)]
@@ -82,6 +110,7 @@ pub async fn guest(
     State(state): State<AppState>,
     Extension(client): Extension<ClientAddr>,
     ClientLang(lang): ClientLang,
+    Query(params): Query<SignInParams>,
     Json(body): Json<GuestBody>,
 ) -> ApiResult {
     let login = state
@@ -89,8 +118,7 @@ pub async fn guest(
         .guest_login(client, body.nickname.as_deref())
         .await
         .localized(lang)?;
-    let response = (StatusCode::CREATED, axum::Json(&login)).into_response();
-    Ok(with_session_cookies(&state, &login, response))
+    signed_in(&state, StatusCode::CREATED, &login, &params)
 }
 
 pub async fn logout(State(state): State<AppState>, auth: Authed) -> ApiResult {
@@ -183,10 +211,18 @@ pub async fn delete_avatar(State(state): State<AppState>, auth: Authed) -> ApiRe
     ok(user)
 }
 
+/// Query parameters of an avatar request.
+#[derive(Deserialize)]
+pub struct AvatarParams {
+    /// Version of the image, from `User.avatar_url`.
+    v: Option<String>,
+}
+
 pub async fn avatar(
     State(state): State<AppState>,
     ClientLang(lang): ClientLang,
     Path(id): Path<UserId>,
+    Query(params): Query<AvatarParams>,
 ) -> ApiResult {
     let avatar = state.service.avatar(id).await.localized(lang)?;
     let mut response = avatar.bytes.into_response();
@@ -200,10 +236,14 @@ pub async fn avatar(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; sandbox"),
     );
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
-    );
+    // `User.avatar_url` carries `?v=` with a version that changes with the image, so a
+    // versioned address never goes stale. An address without it must be revalidated.
+    let cache = if params.v.is_some() {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     Ok(response)
 }
 

@@ -46,6 +46,10 @@ struct Handshake {
     token: Option<String>,
     nickname: Option<String>,
     lang: Option<String>,
+    /// Whether a handshake without a token or session cookie creates a guest account
+    /// (the default). A client that is signed in by cookie sends `false`, so an expired
+    /// cookie refuses the connection instead of silently signing in a new guest.
+    create_guest: Option<bool>,
 }
 
 /// Per-connection state, stored in the socket's extensions.
@@ -145,6 +149,10 @@ async fn authenticate(
     let token = handshake.token.clone().or_else(|| cookie_token(&s));
     let result: Result<(Session, Option<String>), ChatError> = match token {
         Some(token) => service.authenticate(&token).await.map(|s| (s, None)),
+        None if handshake.create_guest == Some(false) => Err(ChatError::new(
+            ErrorCode::Unauthenticated,
+            "no token or session cookie, and create_guest is false",
+        )),
         None => service
             .guest_login(addr, handshake.nickname.as_deref())
             .await
