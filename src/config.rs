@@ -195,6 +195,22 @@ pub struct ServeArgs {
     /// Log line format.
     #[arg(long, env = "CONFAB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
     pub log_format: LogFormat,
+
+    // Several nodes: a shared PostgreSQL database.
+    /// PostgreSQL URL (postgres://user@host/db) for nodes that share one database; when
+    /// unset, the SQLite file in the data directory is used.
+    #[arg(long, env = "CONFAB_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// Pooled PostgreSQL connections per node.
+    #[arg(
+        long,
+        env = "CONFAB_DATABASE_CONNECTIONS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..),
+        value_name = "N"
+    )]
+    pub database_connections: u32,
 }
 
 impl ServeArgs {

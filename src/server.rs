@@ -6,7 +6,7 @@ use crate::gateway::http::{self, AppState};
 use crate::gateway::socketio::{self, SocketIoSettings};
 use crate::hub::Hub;
 use crate::service::{ChatService, ServiceConfig};
-use crate::store::{SqliteStore, Store};
+use crate::store::{PgSettings, PgStore, SqliteStore, Store};
 use crate::telemetry::Metrics;
 use anyhow::Context;
 use std::future::Future;
@@ -36,6 +36,21 @@ pub fn service_config(args: &ServeArgs) -> ServiceConfig {
     }
 }
 
+/// Opens PostgreSQL when a database URL is set, else the SQLite file in the data directory.
+pub async fn open_store(args: &ServeArgs) -> anyhow::Result<Arc<dyn Store>> {
+    match &args.database_url {
+        Some(url) => {
+            let mut settings = PgSettings::new(url);
+            settings.max_connections = args.database_connections;
+            Ok(Arc::new(PgStore::open(&settings).await?))
+        }
+        None => {
+            let path = args.data_dir.join("confab.db");
+            Ok(Arc::new(SqliteStore::open(&path).await?))
+        }
+    }
+}
+
 /// Runs the server until SIGINT or SIGTERM, then shuts it down in order.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.listen)
@@ -62,8 +77,7 @@ pub async fn serve(
             args.data_dir.display()
         )
     })?;
-    let db_path = args.data_dir.join("confab.db");
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db_path).await?);
+    let store = open_store(&args).await?;
     let metrics = Arc::new(Metrics::new());
     let hub = Arc::new(Hub::new(metrics.clone()));
     let service =

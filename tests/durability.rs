@@ -277,6 +277,12 @@ async fn serve_help_lists_every_option_with_default() {
         ),
         ("--log", "CONFAB_LOG", Some("info")),
         ("--log-format", "CONFAB_LOG_FORMAT", Some("text")),
+        ("--database-url", "CONFAB_DATABASE_URL", None),
+        (
+            "--database-connections",
+            "CONFAB_DATABASE_CONNECTIONS",
+            Some("10"),
+        ),
     ];
 
     // Split the help into one block per option: from its heading line up to the next.
