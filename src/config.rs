@@ -211,6 +211,21 @@ pub struct ServeArgs {
         value_name = "N"
     )]
     pub database_connections: u32,
+
+    // Several nodes: Redis carries real-time events between them.
+    /// Redis URL (redis://host:6379) for fan-out between nodes; when unset, this node
+    /// delivers events only to its own clients.
+    #[arg(long, env = "CONFAB_REDIS_URL", value_name = "URL")]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis channel and key, so several deployments can share one Redis.
+    #[arg(
+        long,
+        env = "CONFAB_REDIS_PREFIX",
+        default_value = "confab",
+        value_name = "PREFIX"
+    )]
+    pub redis_prefix: String,
 }
 
 impl ServeArgs {

@@ -5,6 +5,7 @@ use crate::config::ServeArgs;
 use crate::gateway::http::{self, AppState};
 use crate::gateway::socketio::{self, SocketIoSettings};
 use crate::hub::Hub;
+use crate::hub::bus::{Bus, BusSettings};
 use crate::service::{ChatService, ServiceConfig};
 use crate::store::{PgSettings, PgStore, SqliteStore, Store};
 use crate::telemetry::Metrics;
@@ -80,6 +81,13 @@ pub async fn serve(
     let store = open_store(&args).await?;
     let metrics = Arc::new(Metrics::new());
     let hub = Arc::new(Hub::new(metrics.clone()));
+    if let Some(url) = &args.redis_url {
+        let settings = BusSettings {
+            url: url.clone(),
+            prefix: args.redis_prefix.clone(),
+        };
+        hub.attach_bus(Bus::start(&settings, &hub, store.clone())?);
+    }
     let service =
         Arc::new(ChatService::new(store, hub.clone(), service_config(&args), metrics).await?);
 

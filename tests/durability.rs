@@ -283,6 +283,8 @@ async fn serve_help_lists_every_option_with_default() {
             "CONFAB_DATABASE_CONNECTIONS",
             Some("10"),
         ),
+        ("--redis-url", "CONFAB_REDIS_URL", None),
+        ("--redis-prefix", "CONFAB_REDIS_PREFIX", Some("confab")),
     ];
 
     // Split the help into one block per option: from its heading line up to the next.
