@@ -33,3 +33,4 @@ echo "==> installing tests/e2e/requirements.txt into $venv"
 
 echo "==> pytest tests/e2e (CONFAB_BIN=$confab_bin)"
 CONFAB_BIN="$confab_bin" "$venv/bin/python" -m pytest tests/e2e "$@"
+scripts/test-cluster.sh
