@@ -102,6 +102,21 @@ class RedisServer:
             self.proc.wait(timeout=10)
 
 
+class NodeProcess(ServerProcess):
+    """A node on a port chosen before it starts, so every node and nginx can be named in
+    `--allowed-origins` up front, as a deployment names its public origin."""
+
+    def __init__(self, port: int, **kwargs):
+        super().__init__(**kwargs)
+        self.port = port
+
+    @property
+    def command(self) -> list[str]:
+        command = super().command
+        command[command.index("127.0.0.1:0")] = f"127.0.0.1:{self.port}"
+        return command
+
+
 class Cluster:
     """Three nodes, their shared database schema and their Redis server."""
 
@@ -116,19 +131,26 @@ class Cluster:
             f"{database_url}{separator}options={quote(f'-c search_path={schema}')}"
         )
         self.nodes: list[ServerProcess] = []
+        self.node_ports = [free_port() for _ in range(NODES)]
+        # The port nginx gets when a test starts it.
+        self.nginx_port = free_port()
 
     def node_args(self) -> list[str]:
+        origins = [f"http://127.0.0.1:{port}" for port in [self.nginx_port, *self.node_ports]]
         return [
             *DEFAULT_OPTIONS,
             "--database-url", self.database_url,
             "--redis-url", self.redis.url,
             "--redis-prefix", self.prefix,
+            "--allowed-origins", ",".join(origins),
+            "--trusted-proxies", "127.0.0.1",
         ]
 
     def start_node(self) -> ServerProcess:
         index = len(self.nodes)
-        node = ServerProcess(
-            self.binary,
+        node = NodeProcess(
+            self.node_ports[index],
+            binary=self.binary,
             data_dir=self.tmp_path / f"node-{index}",
             log_path=self.tmp_path / f"node-{index}.log",
             args=self.node_args(),

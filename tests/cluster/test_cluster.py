@@ -6,13 +6,18 @@ message once, in `seq` order, whichever node it or the sender is connected to.
 
 from __future__ import annotations
 
+import re
+import shutil
+import signal
+import subprocess
 import threading
 import time
+from pathlib import Path
 import requests
 import socketio
 
 from conftest import Cluster
-from support import ChatClient, expect_status
+from support import Api, ChatClient, expect_status
 
 # Seconds a client may take to receive every message after the last one was sent.
 COMPLETE_TIMEOUT = 15.0
@@ -289,7 +294,130 @@ def test_polling_request_on_another_node_gets_400(cluster: Cluster) -> None:
     stray = requests.get(f"{b}/socket.io/",
                          params={"EIO": "4", "transport": "polling", "sid": sid}, timeout=10)
     assert stray.status_code == 400, f"expected 400, got {stray.status_code}: {stray.text}"
+    assert stray.json() == {"code": "1", "message": "Session ID unknown"}
     same = requests.get(f"{a}/socket.io/",
                         params={"EIO": "4", "transport": "polling", "sid": sid}, timeout=10)
     expect_status(same, 200)
 
+
+
+def deployment_nginx_config() -> str:
+    """Return the nginx configuration of the "Several nodes" section of
+    docs/deployment.md, so the test runs exactly what the page shows."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "deployment.md").read_text()
+    section = page.split("## Several nodes", 1)[1]
+    match = re.search(r"```nginx\n(.*?)```", section, re.S)
+    assert match, "docs/deployment.md has no nginx block under 'Several nodes'"
+    return match.group(1)
+
+
+class Nginx:
+    """nginx on a free port of 127.0.0.1 with the deployment page's configuration, the
+    documented node ports replaced by the test nodes' ports."""
+
+    def __init__(self, cluster: Cluster, workdir: Path):
+        self.port = cluster.nginx_port
+        self.workdir = workdir
+        config = deployment_nginx_config()
+        for documented, node in zip(("8081", "8082", "8083"), cluster.nodes):
+            assert node.url is not None
+            port = node.url.rsplit(":", 1)[1]
+            config = config.replace(f"127.0.0.1:{documented};", f"127.0.0.1:{port};")
+        config = config.replace("listen 80;", f"listen 127.0.0.1:{self.port};")
+        temp = workdir / "temp"
+        temp.mkdir(parents=True, exist_ok=True)
+        (workdir / "nginx.conf").write_text(
+            f"daemon off;\n"
+            f"pid {workdir}/nginx.pid;\n"
+            f"error_log {workdir}/error.log info;\n"
+            f"events {{ worker_connections 256; }}\n"
+            f"http {{\n"
+            f"access_log {workdir}/access.log;\n"
+            f"client_body_temp_path {temp}/body;\n"
+            f"proxy_temp_path {temp}/proxy;\n"
+            f"fastcgi_temp_path {temp}/fastcgi;\n"
+            f"uwsgi_temp_path {temp}/uwsgi;\n"
+            f"scgi_temp_path {temp}/scgi;\n"
+            f"{config}\n}}\n"
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        self.proc = subprocess.Popen(
+            [binary, "-p", str(self.workdir), "-c", str(self.workdir / "nginx.conf")],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.workdir / "stderr.log", "w"),
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        log = (self.workdir / "stderr.log").read_text() + (self.workdir / "error.log").read_text()
+        self.stop()
+        raise AssertionError(f"nginx did not start on port {self.port}:\n{log}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+def test_documented_nginx_config_serves_the_cluster(cluster: Cluster, tmp_path: Path) -> None:
+    nginx = Nginx(cluster, tmp_path / "nginx")
+    nginx.start()
+    members: list[Member] = []
+    try:
+        # REST through nginx reaches every node in turn. A token made on one node is
+        # valid on all of them, because the sessions are in PostgreSQL.
+        api = Api(nginx.url)
+        token = api.register("rest-via-nginx")["token"]
+        for _ in range(6):
+            expect_status(requests.get(f"{nginx.url}/readyz", timeout=10), 200)
+            expect_status(api.request("GET", "/rooms", token), 200)
+
+        # Socket.IO clients through nginx, on both transports, and one sender per node.
+        for transport in ("websocket", "polling"):
+            member = Member(cluster, f"via-nginx-{transport}", 0, transport)
+            member.client.close()  # type: ignore[union-attr]
+            member.clients.clear()
+            client = ChatClient(nginx.url, transport, auth={"token": member.token})
+            client.connect()
+            member.client = client
+            member.clients.append(client)
+            members.append(member)
+        senders = [Member(cluster, f"direct{node}", node, "websocket") for node in range(3)]
+        members.extend(senders)
+        start = max(m.last_seq() for m in members)
+
+        acked: list[dict] = []
+        for sender in senders:
+            send_many(sender, f"{sender.name}:", 5, acked)
+        expected = sorted(a["seq"] for a in acked)
+        for member in members[:2]:
+            wait_until(
+                lambda m=member: sorted(
+                    x["seq"] for x in texts_with(m.live(), "direct")) == expected,
+                COMPLETE_TIMEOUT, f"{member.name} to receive every message through nginx",
+            )
+            seqs = [x["seq"] for x in member.live() if x["seq"] > start]
+            assert seqs == sorted(set(seqs)), f"{member.name}: order or repeats wrong: {seqs}"
+    finally:
+        for member in members:
+            member.close()
+        nginx.stop()
