@@ -27,6 +27,31 @@ pub struct Cli {
 pub enum Command {
     /// Run the chat server.
     Serve(Box<ServeArgs>),
+    /// Copy an SQLite database into an empty PostgreSQL database, checking row counts.
+    MigrateStore(MigrateStoreArgs),
+}
+
+/// Options of `confab migrate-store`.
+#[derive(Clone, Debug, Args)]
+pub struct MigrateStoreArgs {
+    /// Source database as sqlite:PATH, e.g. sqlite:/var/lib/confab/confab.db. Stop the
+    /// server that uses it first.
+    #[arg(long, value_name = "sqlite:PATH", value_parser = parse_sqlite_source)]
+    pub from: PathBuf,
+
+    /// Target PostgreSQL URL (postgres://user@host/db); the database must hold no data.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+}
+
+/// Parses `sqlite:PATH` into the path.
+fn parse_sqlite_source(text: &str) -> Result<PathBuf, String> {
+    match text.strip_prefix("sqlite:") {
+        Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
+        _ => Err(format!(
+            "{text:?} is not a SQLite source; write sqlite:PATH, e.g. sqlite:./confab-data/confab.db"
+        )),
+    }
 }
 
 /// Options of `confab serve`.
@@ -375,7 +400,33 @@ mod tests {
         let cli = parse_from(args.iter().copied()).expect("arguments parse");
         match cli.command {
             Command::Serve(s) => *s,
+            other => panic!("expected serve, parsed {other:?}"),
         }
+    }
+
+    #[test]
+    fn migrate_store_needs_a_sqlite_source() {
+        let cli = parse_from([
+            "confab",
+            "migrate-store",
+            "--from",
+            "sqlite:/data/confab.db",
+            "--to",
+            "postgres://confab@db/confab",
+        ])
+        .expect("arguments parse");
+        let Command::MigrateStore(args) = cli.command else {
+            panic!("expected migrate-store");
+        };
+        assert_eq!(args.from, PathBuf::from("/data/confab.db"));
+        assert!(
+            parse_sqlite_source("/data/confab.db").is_err(),
+            "a path without sqlite: is rejected"
+        );
+        assert!(
+            parse_sqlite_source("sqlite:").is_err(),
+            "an empty path is rejected"
+        );
     }
 
     #[test]

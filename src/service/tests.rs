@@ -10,86 +10,13 @@ use crate::core::ids::Seq;
 use crate::core::model::{MessageKind, Visibility};
 use crate::core::role::Role;
 use crate::service::messages::SYNC_MESSAGES_MAX;
-use crate::store::{PgSettings, PgStore, SqliteStore};
-use std::sync::atomic::{AtomicU32, Ordering};
-
-const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+use crate::store::SqliteStore;
+use crate::store::postgres::testing::TestSchema;
 
 #[derive(Clone, Copy, Debug)]
 enum Backend {
     Sqlite,
     Postgres,
-}
-
-/// Returns the PostgreSQL URL the tests use.
-fn test_database_url() -> String {
-    std::env::var("CONFAB_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| DEFAULT_TEST_DATABASE_URL.to_owned())
-}
-
-/// A PostgreSQL schema that lives as long as one test.
-struct TestSchema {
-    name: String,
-}
-
-impl TestSchema {
-    fn new() -> Self {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "confab_test_{}_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed),
-            rand::random::<u32>()
-        );
-        Self { name }
-    }
-
-    /// Opens a store on this schema; a second call on the same schema acts as a
-    /// second node sharing the database.
-    async fn open(&self) -> PgStore {
-        let url = test_database_url();
-        let mut settings = PgSettings::new(&url);
-        settings.schema = Some(self.name.clone());
-        settings.max_connections = 4;
-        match PgStore::open(&settings).await {
-            Ok(store) => store,
-            Err(err) => panic!(
-                "PostgreSQL for the service tests is unavailable at {url} ({err:#}); \
-                 start it or set CONFAB_TEST_DATABASE_URL"
-            ),
-        }
-    }
-}
-
-impl Drop for TestSchema {
-    /// Drops the schema from a thread of its own, because the test's runtime may be
-    /// shutting down.
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async {
-                use sqlx::Connection;
-                let mut conn = sqlx::PgConnection::connect(&test_database_url()).await?;
-                let statement = format!(
-                    "DROP SCHEMA IF EXISTS {} CASCADE",
-                    crate::store::postgres::quote_ident(&name)
-                );
-                // The name is quoted as an identifier.
-                sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
-                    .execute(&mut conn)
-                    .await?;
-                conn.close().await?;
-                anyhow::Ok(())
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("failed to drop test schema {}", self.name);
-        }
-    }
 }
 
 struct Fixture {
@@ -113,7 +40,7 @@ async fn fixture_with(backend: Backend, adjust: impl FnOnce(&mut ServiceConfig))
             (Arc::new(store), None)
         }
         Backend::Postgres => {
-            let schema = TestSchema::new();
+            let schema = TestSchema::create();
             (Arc::new(schema.open().await), Some(schema))
         }
     };

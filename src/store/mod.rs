@@ -4,6 +4,7 @@
 //! Every write that must happen together (a message and its room's `seq`; a membership
 //! change and its system event) is one call here, and so one transaction.
 
+pub mod migrate;
 pub mod postgres;
 mod sql;
 pub mod sqlite;

@@ -896,3 +896,86 @@ impl Store for PgStore {
         self.pool.close().await;
     }
 }
+
+/// PostgreSQL schemas for tests, one per test, dropped afterwards. The tests use
+/// `CONFAB_TEST_DATABASE_URL`, by default the local `test` database, and fail, naming the
+/// URL, when it is unreachable.
+#[cfg(test)]
+pub mod testing {
+    use super::{PgSettings, PgStore};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+    /// Returns the PostgreSQL URL the tests use.
+    pub fn test_database_url() -> String {
+        std::env::var("CONFAB_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| DEFAULT_TEST_DATABASE_URL.to_owned())
+    }
+
+    /// A PostgreSQL schema that lives as long as one test.
+    pub struct TestSchema {
+        pub name: String,
+    }
+
+    impl TestSchema {
+        pub fn create() -> Self {
+            static NEXT: AtomicU32 = AtomicU32::new(0);
+            let name = format!(
+                "confab_test_{}_{}_{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed),
+                rand::random::<u32>()
+            );
+            Self { name }
+        }
+
+        /// Opens a store on this schema; a second call on the same schema acts as a
+        /// second node sharing the database.
+        pub async fn open(&self) -> PgStore {
+            let url = test_database_url();
+            let mut settings = PgSettings::new(&url);
+            settings.schema = Some(self.name.clone());
+            settings.max_connections = 4;
+            match PgStore::open(&settings).await {
+                Ok(store) => store,
+                Err(err) => panic!(
+                    "PostgreSQL for the tests is unavailable at {url} ({err:#}); \
+                     start it or set CONFAB_TEST_DATABASE_URL"
+                ),
+            }
+        }
+    }
+
+    impl Drop for TestSchema {
+        /// Drops the schema from a thread of its own, because the test's runtime may be
+        /// shutting down.
+        fn drop(&mut self) {
+            let name = self.name.clone();
+            let dropped = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async {
+                    use sqlx::Connection;
+                    let mut conn = sqlx::PgConnection::connect(&test_database_url()).await?;
+                    // A lock left by a failed test must not hang the run.
+                    let statement = format!(
+                        "SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS {} CASCADE",
+                        super::quote_ident(&name)
+                    );
+                    // The name is quoted as an identifier.
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+                        .execute(&mut conn)
+                        .await?;
+                    conn.close().await?;
+                    anyhow::Ok(())
+                })
+            })
+            .join();
+            if !matches!(dropped, Ok(Ok(()))) {
+                eprintln!("failed to drop test schema {}", self.name);
+            }
+        }
+    }
+}
