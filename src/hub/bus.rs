@@ -35,7 +35,7 @@ use tokio::sync::mpsc;
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// Wait before reconnecting the subscriber connection after it failed.
 const RECONNECT_DELAY: Duration = Duration::from_millis(500);
-/// Longest wait for a Redis reply before a publish counts as failed.
+/// Maximum wait for a Redis reply before a publish counts as failed.
 const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Messages read from the store per query while filling a gap.
 const FILL_PAGE: i64 = 100;
@@ -52,7 +52,7 @@ pub struct BusSettings {
     pub prefix: String,
 }
 
-/// What one node sends the others.
+/// A message from one node to the others.
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 enum Envelope {
@@ -99,7 +99,8 @@ impl Envelope {
     }
 }
 
-/// `room:removed` as sent between nodes; the event itself holds a static reason.
+/// `room:removed` as sent between nodes. The event type stores its reason as a static
+/// string, so the reason is mapped back on arrival.
 #[derive(Deserialize)]
 struct RoomRemovedWire {
     room_id: RoomId,

@@ -194,7 +194,7 @@ async fn copy_all(
     Ok(copied)
 }
 
-/// Fails unless the target holds nothing but the lobby that its migrations created.
+/// Fails unless the target contains nothing but the lobby that its migrations created.
 async fn ensure_empty(tx: &mut sqlx::PgConnection, url: &str) -> anyhow::Result<()> {
     let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
         .fetch_one(&mut *tx)
