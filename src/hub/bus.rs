@@ -498,6 +498,10 @@ async fn run_sequencer(
         match input {
             Input::Track(room) => {
                 // Clients that subscribe now read what came before through `sync`.
+                // NOTE: a message committed after a client's `sync` query but before
+                // this read is neither in the sync reply nor delivered live. That needs
+                // the sequencer to lag a client round trip behind, which the tests never
+                // produced; the client sees it on its next `sync`.
                 let last = match store.room_by_id(room).await {
                     Ok(found) => found.map(|r| r.last_seq),
                     Err(err) => {

@@ -11,7 +11,7 @@
 //! `seq`. Typing hints are not essential and are simply dropped for a full queue.
 //!
 //! Several nodes: with a [`bus::Bus`] attached, room events, user-targeted events and
-//! session closes also go to the other nodes, and room events reach this node's clients
+//! session closes also go to the other nodes. Room events then reach this node's clients
 //! through the bus's sequencer, which keeps `message:new` in `seq` order without holes.
 
 pub mod bus;

@@ -285,7 +285,8 @@ def test_redis_restart_during_sends_leaves_clients_complete(cluster: Cluster) ->
 
 def test_polling_request_on_another_node_gets_400(cluster: Cluster) -> None:
     """Without sticky sessions a long-polling request can reach a node that does not hold
-    its Engine.IO session. That node answers 400, and the client reconnects."""
+    its Engine.IO session. That node returns 400 with Engine.IO's unknown-session error,
+    and the node that holds the session still serves it."""
     a, b = cluster.nodes[0].url, cluster.nodes[1].url
     handshake = requests.get(f"{a}/socket.io/", params={"EIO": "4", "transport": "polling"},
                              timeout=10)
