@@ -37,6 +37,12 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 const RECONNECT_DELAY: Duration = Duration::from_millis(500);
 /// Maximum wait for a Redis reply before a publish counts as failed.
 const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often each node writes the users connected to it into Redis and reads back each
+/// room's online count.
+pub const PRESENCE_REFRESH: Duration = Duration::from_secs(5);
+/// How long a node's presence entries live in Redis without a refresh, so a dead node's
+/// users count as offline within this time plus one refresh.
+pub const PRESENCE_TTL: Duration = Duration::from_secs(15);
 /// Messages read from the store per query while filling a gap.
 const FILL_PAGE: i64 = 100;
 /// Events queued for publishing; when Redis is slower than this, events are dropped and
@@ -164,6 +170,8 @@ pub struct Bus {
     control: mpsc::UnboundedSender<Control>,
     publish: mpsc::Sender<(String, String)>,
     connected: Arc<AtomicBool>,
+    /// Online users per room across every node, as last read from Redis.
+    online: Arc<std::sync::Mutex<HashMap<RoomId, usize>>>,
 }
 
 impl Bus {
@@ -185,6 +193,7 @@ impl Bus {
         let (control, control_rx) = mpsc::unbounded_channel();
         let (publish, publish_rx) = mpsc::channel(PUBLISH_QUEUE);
         let connected = Arc::new(AtomicBool::new(false));
+        let online = Arc::new(std::sync::Mutex::new(HashMap::new()));
         let bus = Arc::new(Self {
             node: node.clone(),
             prefix: settings.prefix.clone(),
@@ -192,11 +201,19 @@ impl Bus {
             control,
             publish,
             connected: connected.clone(),
+            online: online.clone(),
         });
 
         tokio::spawn(run_sequencer(Arc::downgrade(hub), store, sequencer_rx));
         tokio::spawn(run_sweep_timer(sequencer.downgrade()));
         tokio::spawn(run_publisher(client.clone(), publish_rx));
+        tokio::spawn(run_presence(Presences {
+            client: client.clone(),
+            node: node.clone(),
+            prefix: settings.prefix.clone(),
+            hub: Arc::downgrade(hub),
+            online,
+        }));
         tokio::spawn(run_subscriber(Subscriber {
             client,
             node,
@@ -208,6 +225,13 @@ impl Bus {
         }));
         tracing::info!(node = %bus.node, prefix = %bus.prefix, "Redis bus started");
         Ok(bus)
+    }
+
+    /// Returns how many distinct users are online in `room` on all nodes, as of the last
+    /// presence refresh, or `None` before the first one.
+    pub fn online_count(&self, room: RoomId) -> Option<usize> {
+        let online = self.online.lock().unwrap_or_else(|e| e.into_inner());
+        online.get(&room).copied()
     }
 
     /// Reports whether the subscriber connection to Redis is up.
@@ -607,4 +631,127 @@ async fn fill(
         );
     }
     Ok(())
+}
+
+/// Everything the presence task owns.
+struct Presences {
+    client: redis::Client,
+    node: String,
+    prefix: String,
+    hub: Weak<Hub>,
+    online: Arc<std::sync::Mutex<HashMap<RoomId, usize>>>,
+}
+
+/// Every [`PRESENCE_REFRESH`], writes this node's online users per room into a Redis
+/// sorted set `{prefix}:online:{room}` (member `user:node`, score = expiry in Unix
+/// milliseconds), drops expired members, and reads back the distinct users per room.
+async fn run_presence(presences: Presences) {
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT))
+        .set_connection_timeout(Some(REDIS_RESPONSE_TIMEOUT));
+    let mut manager: Option<redis::aio::ConnectionManager> = None;
+    let mut tick = tokio::time::interval(PRESENCE_REFRESH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failures = 0u64;
+    // Members written last time per room, so that departed users are removed at once
+    // rather than when they expire.
+    let mut written: HashMap<RoomId, HashSet<String>> = HashMap::new();
+    loop {
+        tick.tick().await;
+        let Some(hub) = presences.hub.upgrade() else {
+            return;
+        };
+        let local = hub.local_presence();
+        drop(hub);
+        if manager.is_none() {
+            match presences
+                .client
+                .get_connection_manager_with_config(config.clone())
+                .await
+            {
+                Ok(created) => manager = Some(created),
+                Err(err) => {
+                    failures += 1;
+                    if failures == 1 || failures.is_power_of_two() {
+                        tracing::warn!(cause = %err, failures, "presence refresh could not reach Redis");
+                    }
+                    continue;
+                }
+            }
+        }
+        let Some(conn) = manager.as_mut() else {
+            continue;
+        };
+        match refresh_presence(conn, &presences, &local, &written).await {
+            Ok((counts, members)) => {
+                failures = 0;
+                written = members;
+                let mut online = presences.online.lock().unwrap_or_else(|e| e.into_inner());
+                *online = counts;
+            }
+            Err(err) => {
+                failures += 1;
+                if failures == 1 || failures.is_power_of_two() {
+                    tracing::warn!(cause = %err, failures, "presence refresh failed");
+                }
+            }
+        }
+    }
+}
+
+/// Runs one presence refresh in a single pipeline and returns the online count of
+/// every room this node has subscribers in.
+async fn refresh_presence(
+    conn: &mut redis::aio::ConnectionManager,
+    presences: &Presences,
+    local: &HashMap<RoomId, Vec<UserId>>,
+    written: &HashMap<RoomId, HashSet<String>>,
+) -> redis::RedisResult<(HashMap<RoomId, usize>, HashMap<RoomId, HashSet<String>>)> {
+    let now = crate::core::time::now_millis();
+    let expires = now + PRESENCE_TTL.as_millis() as i64;
+    let key = |room: RoomId| format!("{}:online:{}", presences.prefix, room.0);
+    let member = |user: &UserId| format!("{}:{}", user.0, presences.node);
+    let mine: HashMap<RoomId, HashSet<String>> = local
+        .iter()
+        .map(|(room, users)| (*room, users.iter().map(member).collect()))
+        .collect();
+    let mut pipe = redis::pipe();
+    // Remove this node's members who left since the last refresh.
+    for (room, before) in written {
+        let now_here = mine.get(room);
+        for gone in before
+            .iter()
+            .filter(|m| now_here.is_none_or(|set| !set.contains(*m)))
+        {
+            pipe.cmd("ZREM").arg(key(*room)).arg(gone).ignore();
+        }
+    }
+    let rooms: Vec<RoomId> = mine.keys().copied().collect();
+    for room in &rooms {
+        let key = key(*room);
+        pipe.cmd("ZREMRANGEBYSCORE")
+            .arg(&key)
+            .arg("-inf")
+            .arg(now)
+            .ignore();
+        for member in &mine[room] {
+            pipe.cmd("ZADD").arg(&key).arg(expires).arg(member).ignore();
+        }
+        pipe.cmd("PEXPIRE")
+            .arg(&key)
+            .arg(PRESENCE_TTL.as_millis() as u64)
+            .ignore();
+        pipe.cmd("ZRANGE").arg(&key).arg(0).arg(-1);
+    }
+    let members: Vec<Vec<String>> = pipe.query_async(conn).await?;
+    let mut counts = HashMap::new();
+    for (room, members) in rooms.iter().zip(members) {
+        // One user connected to several nodes has one member per node.
+        let users: HashSet<&str> = members
+            .iter()
+            .filter_map(|member| member.split_once(':').map(|(user, _)| user))
+            .collect();
+        counts.insert(*room, users.len());
+    }
+    Ok((counts, mine))
 }

@@ -434,9 +434,25 @@ impl Hub {
         }
     }
 
-    /// Returns how many members of `room` are online on this node.
+    /// Returns how many members of `room` are online: on every node when a bus is
+    /// attached (as of its last presence refresh), otherwise on this node.
     pub fn online_count(&self, room: RoomId) -> usize {
-        self.read().rooms.get(&room).map_or(0, |s| s.users.len())
+        let local = self.read().rooms.get(&room).map_or(0, |s| s.users.len());
+        match self.bus.get().and_then(|bus| bus.online_count(room)) {
+            // Users who connected here since the refresh are counted at least.
+            Some(cluster) => cluster.max(local),
+            None => local,
+        }
+    }
+
+    /// Returns the users online in each room on this node, for the bus's presence
+    /// refresh.
+    pub(crate) fn local_presence(&self) -> HashMap<RoomId, Vec<UserId>> {
+        self.read()
+            .rooms
+            .iter()
+            .map(|(room, subs)| (*room, subs.users.keys().copied().collect()))
+            .collect()
     }
 
     /// Reports whether a user has a live connection.

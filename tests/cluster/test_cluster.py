@@ -422,3 +422,33 @@ def test_documented_nginx_config_serves_the_cluster(cluster: Cluster, tmp_path: 
         for member in members:
             member.close()
         nginx.stop()
+
+
+def lobby_online_count(cluster: Cluster, node: int, member: Member) -> int | None:
+    """Return the lobby's `online_count` as one node's room list reports it."""
+    response = expect_status(cluster.api(node).request("GET", "/rooms", member.token), 200)
+    body = response.json()
+    rooms = body["rooms"] if isinstance(body, dict) else body
+    for room in rooms:
+        if room["id"] == member.room_id:
+            return room["online_count"]
+    return None
+
+
+def test_online_count_spans_nodes_and_drops_dead_node(cluster: Cluster) -> None:
+    members = [Member(cluster, f"online{node}", node, "websocket") for node in range(3)]
+    try:
+        # Every node counts the users connected to all three, after one refresh.
+        for node in range(3):
+            wait_until(lambda n=node: lobby_online_count(cluster, n, members[0]) == 3,
+                       15, f"node {node} to count 3 users online in the lobby")
+
+        # A killed node cannot remove its users; their entries expire instead.
+        cluster.kill(2)
+        members[2].clients.clear()
+        wait_until(lambda: lobby_online_count(cluster, 0, members[0]) == 2,
+                   30, "node 0 to count 2 users online after node 2 died")
+        assert lobby_online_count(cluster, 1, members[1]) == 2
+    finally:
+        for member in members:
+            member.close()
