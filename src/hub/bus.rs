@@ -49,6 +49,24 @@ const FILL_PAGE: i64 = 100;
 /// the other nodes' sweeps deliver the messages from the store.
 const PUBLISH_QUEUE: usize = 10_000;
 
+/// GCRA token bucket. KEYS[1] holds the theoretical arrival time in milliseconds;
+/// ARGV[1] is the refill period in milliseconds, ARGV[2] the burst. Returns "0" when a
+/// token was taken, otherwise the wait in milliseconds. The result is a string because
+/// Redis truncates Lua numbers to integers.
+const GCRA_SCRIPT: &str = r#"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + tonumber(time[2]) / 1000
+local period = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local next_tat = tat + period
+local wait = next_tat - now - period * burst
+if wait > 0 then return tostring(wait) end
+redis.call('SET', KEYS[1], tostring(next_tat), 'PX', math.ceil(next_tat - now) + 1)
+return '0'
+"#;
+
 /// Options of the Redis bus.
 #[derive(Clone, Debug)]
 pub struct BusSettings {
@@ -172,6 +190,9 @@ pub struct Bus {
     connected: Arc<AtomicBool>,
     /// Online users per room across every node, as last read from Redis.
     online: Arc<std::sync::Mutex<HashMap<RoomId, usize>>>,
+    /// Client for the shared rate limits, and its connection once opened.
+    client: redis::Client,
+    limits: tokio::sync::Mutex<Option<redis::aio::ConnectionManager>>,
 }
 
 impl Bus {
@@ -202,6 +223,8 @@ impl Bus {
             publish,
             connected: connected.clone(),
             online: online.clone(),
+            client: client.clone(),
+            limits: tokio::sync::Mutex::new(None),
         });
 
         tokio::spawn(run_sequencer(Arc::downgrade(hub), store, sequencer_rx));
@@ -232,6 +255,44 @@ impl Bus {
     pub fn online_count(&self, room: RoomId) -> Option<usize> {
         let online = self.online.lock().unwrap_or_else(|e| e.into_inner());
         online.get(&room).copied()
+    }
+
+    /// Takes one token from the bucket `{prefix}:limit:{name}:{key}` shared by every node:
+    /// `burst` at once, refilled at `per_second`. Returns the wait before a token is free,
+    /// or `None` when one was taken. The bucket follows GCRA, keyed by Redis's clock, so
+    /// the nodes' clocks do not matter.
+    pub async fn take_token(
+        &self,
+        name: &str,
+        key: i64,
+        burst: u32,
+        per_second: f64,
+    ) -> redis::RedisResult<Option<Duration>> {
+        let mut conn = {
+            let mut slot = self.limits.lock().await;
+            match slot.as_ref() {
+                Some(conn) => conn.clone(),
+                None => {
+                    let config = redis::aio::ConnectionManagerConfig::new()
+                        .set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT))
+                        .set_connection_timeout(Some(REDIS_RESPONSE_TIMEOUT));
+                    let conn = self
+                        .client
+                        .get_connection_manager_with_config(config)
+                        .await?;
+                    *slot = Some(conn.clone());
+                    conn
+                }
+            }
+        };
+        let period_ms = 1000.0 / per_second.clamp(0.001, 1_000_000_000.0);
+        let wait_ms: f64 = redis::Script::new(GCRA_SCRIPT)
+            .key(format!("{}:limit:{name}:{key}", self.prefix))
+            .arg(period_ms)
+            .arg(burst.max(1))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok((wait_ms > 0.0).then(|| Duration::from_millis(wait_ms.ceil() as u64 + 1)))
     }
 
     /// Reports whether the subscriber connection to Redis is up.

@@ -146,14 +146,19 @@ class Cluster:
             "--trusted-proxies", "127.0.0.1",
         ]
 
-    def start_node(self) -> ServerProcess:
+    def start_node(self, overrides: dict[str, str] | None = None) -> ServerProcess:
+        """Start the next node; `overrides` replaces the values of some options."""
         index = len(self.nodes)
+        args = self.node_args()
+        for option, value in (overrides or {}).items():
+            args[args.index(option) + 1] = value
+        port = self.node_ports[index] if index < len(self.node_ports) else free_port()
         node = NodeProcess(
-            self.node_ports[index],
+            port,
             binary=self.binary,
             data_dir=self.tmp_path / f"node-{index}",
             log_path=self.tmp_path / f"node-{index}.log",
-            args=self.node_args(),
+            args=args,
         )
         self.nodes.append(node)
         node.start()

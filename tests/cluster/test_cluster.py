@@ -453,3 +453,29 @@ def test_online_count_spans_nodes_and_drops_dead_node(cluster: Cluster) -> None:
     finally:
         for member in members:
             member.close()
+
+
+def test_send_budget_is_shared_by_nodes(cluster: Cluster) -> None:
+    """With a burst of 4 and a slow refill, a user gets 4 sends in all, not 4 per node."""
+    strict = {"--send-burst": "4", "--send-rate": "0.01"}
+    first = cluster.start_node(strict)
+    second = cluster.start_node(strict)
+    token = cluster.api(0).register("budget")["token"]
+    clients = [ChatClient(node.url, "polling", auth={"token": token})
+               for node in (first, second)]
+    try:
+        sessions = [client.connect() for client in clients]
+        room_id = sessions[0]["lobby_id"]
+        accepted = 0
+        rejected = []
+        for n in range(8):
+            reply = clients[n % 2].call("message:send", {"room_id": room_id, "body": f"b{n}"})
+            if reply.get("ok"):
+                accepted += 1
+            else:
+                rejected.append(reply["error"]["code"])
+        assert accepted == 4, f"{accepted} sends accepted across two nodes"
+        assert rejected == ["rate_limited"] * 4
+    finally:
+        for client in clients:
+            client.close()
