@@ -36,3 +36,4 @@ CONFAB_BIN="$confab_bin" "$venv/bin/python" -m pytest tests/e2e "$@"
 CONFAB_BIN="$confab_bin" scripts/test-browser.sh
 scripts/test-irc.sh
 scripts/test-bench.sh
+scripts/test-cluster.sh

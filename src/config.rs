@@ -27,6 +27,31 @@ pub struct Cli {
 pub enum Command {
     /// Run the chat server.
     Serve(Box<ServeArgs>),
+    /// Copy an SQLite database into an empty PostgreSQL database, checking row counts.
+    MigrateStore(MigrateStoreArgs),
+}
+
+/// Options of `confab migrate-store`.
+#[derive(Clone, Debug, Args)]
+pub struct MigrateStoreArgs {
+    /// Source database as sqlite:PATH, e.g. sqlite:/var/lib/confab/confab.db. Stop the
+    /// server that uses it first.
+    #[arg(long, value_name = "sqlite:PATH", value_parser = parse_sqlite_source)]
+    pub from: PathBuf,
+
+    /// Target PostgreSQL URL (postgres://user@host/db); the database must hold no data.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+}
+
+/// Parses `sqlite:PATH` into the path.
+fn parse_sqlite_source(text: &str) -> Result<PathBuf, String> {
+    match text.strip_prefix("sqlite:") {
+        Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
+        _ => Err(format!(
+            "{text:?} is not a SQLite source; write sqlite:PATH, e.g. sqlite:./confab-data/confab.db"
+        )),
+    }
 }
 
 /// Options of `confab serve`.
@@ -255,6 +280,36 @@ pub struct ServeArgs {
     /// Time an IRC client has to complete registration, in seconds (1 to 3600).
     #[arg(long, env = "CONFAB_IRC_REGISTRATION_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600), value_name = "SECONDS")]
     pub irc_registration_timeout_secs: u64,
+    // Several nodes: a shared PostgreSQL database.
+    /// PostgreSQL URL (postgres://user@host/db) for nodes that share one database; when
+    /// unset, the SQLite file in the data directory is used.
+    #[arg(long, env = "CONFAB_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// Pooled PostgreSQL connections per node.
+    #[arg(
+        long,
+        env = "CONFAB_DATABASE_CONNECTIONS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..),
+        value_name = "N"
+    )]
+    pub database_connections: u32,
+
+    // Several nodes: Redis carries real-time events between them.
+    /// Redis URL (redis://host:6379) for fan-out between nodes; when unset, this node
+    /// delivers events only to its own clients.
+    #[arg(long, env = "CONFAB_REDIS_URL", value_name = "URL")]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis channel and key, so several deployments can share one Redis.
+    #[arg(
+        long,
+        env = "CONFAB_REDIS_PREFIX",
+        default_value = "confab",
+        value_name = "PREFIX"
+    )]
+    pub redis_prefix: String,
 }
 
 impl ServeArgs {
@@ -404,7 +459,33 @@ mod tests {
         let cli = parse_from(args.iter().copied()).expect("arguments parse");
         match cli.command {
             Command::Serve(s) => *s,
+            other => panic!("expected serve, parsed {other:?}"),
         }
+    }
+
+    #[test]
+    fn migrate_store_needs_a_sqlite_source() {
+        let cli = parse_from([
+            "confab",
+            "migrate-store",
+            "--from",
+            "sqlite:/data/confab.db",
+            "--to",
+            "postgres://confab@db/confab",
+        ])
+        .expect("arguments parse");
+        let Command::MigrateStore(args) = cli.command else {
+            panic!("expected migrate-store");
+        };
+        assert_eq!(args.from, PathBuf::from("/data/confab.db"));
+        assert!(
+            parse_sqlite_source("/data/confab.db").is_err(),
+            "a path without sqlite: is rejected"
+        );
+        assert!(
+            parse_sqlite_source("sqlite:").is_err(),
+            "an empty path is rejected"
+        );
     }
 
     #[test]

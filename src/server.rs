@@ -6,8 +6,9 @@ use crate::gateway::http::{self, AppState};
 use crate::gateway::irc::{self, IrcGateway, IrcSettings};
 use crate::gateway::socketio::{self, SocketIoSettings};
 use crate::hub::Hub;
+use crate::hub::bus::{Bus, BusSettings};
 use crate::service::{ChatService, ServiceConfig};
-use crate::store::{SqliteStore, Store};
+use crate::store::{PgSettings, PgStore, SqliteStore, Store};
 use crate::telemetry::Metrics;
 use anyhow::Context;
 use std::future::Future;
@@ -39,6 +40,21 @@ pub fn service_config(args: &ServeArgs) -> ServiceConfig {
     }
 }
 
+/// Opens PostgreSQL when a database URL is set, else the SQLite file in the data directory.
+pub async fn open_store(args: &ServeArgs) -> anyhow::Result<Arc<dyn Store>> {
+    match &args.database_url {
+        Some(url) => {
+            let mut settings = PgSettings::new(url);
+            settings.max_connections = args.database_connections;
+            Ok(Arc::new(PgStore::open(&settings).await?))
+        }
+        None => {
+            let path = args.data_dir.join("confab.db");
+            Ok(Arc::new(SqliteStore::open(&path).await?))
+        }
+    }
+}
+
 /// Runs the server until SIGINT or SIGTERM, then shuts it down in order.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.listen)
@@ -65,10 +81,16 @@ pub async fn serve(
             args.data_dir.display()
         )
     })?;
-    let db_path = args.data_dir.join("confab.db");
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db_path).await?);
+    let store = open_store(&args).await?;
     let metrics = Arc::new(Metrics::new());
     let hub = Arc::new(Hub::new(metrics.clone()));
+    if let Some(url) = &args.redis_url {
+        let settings = BusSettings {
+            url: url.clone(),
+            prefix: args.redis_prefix.clone(),
+        };
+        hub.attach_bus(Bus::start(&settings, &hub, store.clone())?);
+    }
     let service =
         Arc::new(ChatService::new(store, hub.clone(), service_config(&args), metrics).await?);
 

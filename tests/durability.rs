@@ -309,6 +309,14 @@ async fn serve_help_lists_every_option_with_default() {
             "CONFAB_IRC_REGISTRATION_TIMEOUT_SECS",
             Some("30"),
         ),
+        ("--database-url", "CONFAB_DATABASE_URL", None),
+        (
+            "--database-connections",
+            "CONFAB_DATABASE_CONNECTIONS",
+            Some("10"),
+        ),
+        ("--redis-url", "CONFAB_REDIS_URL", None),
+        ("--redis-prefix", "CONFAB_REDIS_PREFIX", Some("confab")),
     ];
 
     // Split the help into one block per option: from its heading line up to the next.

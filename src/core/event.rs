@@ -4,10 +4,10 @@
 use super::ids::{MessageId, RoomId, Seq, UserId};
 use super::model::{Message, Room};
 use super::time::Millis;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Payload of `message:deleted`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MessageDeleted {
     pub room_id: RoomId,
     pub id: MessageId,
@@ -19,7 +19,7 @@ pub struct MessageDeleted {
 }
 
 /// Payload of `typing`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Typing {
     pub room_id: RoomId,
     pub user_id: UserId,
@@ -27,7 +27,7 @@ pub struct Typing {
 }
 
 /// Payload of `presence`: a member came online or went offline in a room.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Presence {
     pub room_id: RoomId,
     pub user_id: UserId,

@@ -9,11 +9,18 @@
 //! closed with [`Notice::SlowConsumer`] and unregistered. Dropping an event silently would
 //! leave that client with a hole it cannot see; closing makes it reconnect and resync by
 //! `seq`. Typing hints are not essential and are simply dropped for a full queue.
+//!
+//! Several nodes: with a [`bus::Bus`] attached, room events, user-targeted events and
+//! session closes also go to the other nodes. Room events then reach this node's clients
+//! through the bus's sequencer, which keeps `message:new` in `seq` order without holes.
+
+pub mod bus;
 
 use crate::core::event::{Event, Presence};
 use crate::core::i18n::Notice;
 use crate::core::ids::{RoomId, SessionId, UserId};
 use crate::telemetry::Metrics;
+use bus::Bus;
 use serde_json::value::RawValue;
 use std::any::Any;
 use std::collections::{HashMap, HashSet};
@@ -109,6 +116,8 @@ pub struct Hub {
     tables: RwLock<Tables>,
     next_id: AtomicU64,
     metrics: Arc<Metrics>,
+    /// The Redis bus when this node is one of several; set once at startup.
+    bus: OnceLock<Arc<Bus>>,
 }
 
 impl Hub {
@@ -119,7 +128,20 @@ impl Hub {
             tables: RwLock::new(Tables::default()),
             next_id: AtomicU64::new(1),
             metrics,
+            bus: OnceLock::new(),
         }
+    }
+
+    /// Connects this hub to the other nodes. Call once, before clients connect.
+    pub fn attach_bus(&self, bus: Arc<Bus>) {
+        if self.bus.set(bus).is_err() {
+            tracing::warn!("a bus was already attached; the second one is ignored");
+        }
+    }
+
+    /// Returns the Redis bus, when this node is one of several.
+    pub fn bus(&self) -> Option<&Arc<Bus>> {
+        self.bus.get()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Tables> {
@@ -164,7 +186,7 @@ impl Hub {
             self.metrics.online_users.set(t.users.len() as i64);
             let mut changes = Vec::new();
             for room in c.rooms {
-                if let Some(p) = Self::remove_sub(&mut t, room, conn, c.user_id) {
+                if let Some(p) = self.remove_sub(&mut t, room, conn, c.user_id) {
                     changes.push(p);
                 }
             }
@@ -184,7 +206,7 @@ impl Hub {
                 return;
             }
             let user = c.user_id;
-            Self::add_sub(&mut t, room, conn, user)
+            self.add_sub(&mut t, room, conn, user)
         };
         self.announce(change.into_iter().collect());
     }
@@ -200,13 +222,22 @@ impl Hub {
                 return;
             }
             let user = c.user_id;
-            Self::remove_sub(&mut t, room, conn, user)
+            self.remove_sub(&mut t, room, conn, user)
         };
         self.announce(change.into_iter().collect());
     }
 
-    /// Subscribes every live connection of `user` to `room`, after the user joined it.
+    /// Subscribes every live connection of `user`, on every node, to `room`, after the
+    /// user joined it.
     pub fn subscribe_user(&self, user: UserId, room: RoomId) {
+        if let Some(bus) = self.bus.get() {
+            bus.subscribe_user(user, room);
+        }
+        self.subscribe_user_local(user, room);
+    }
+
+    /// Subscribes the live connections of `user` on this node to `room`.
+    pub(crate) fn subscribe_user_local(&self, user: UserId, room: RoomId) {
         let change = {
             let mut t = self.write();
             let conns: Vec<ConnId> = t.users.get(&user).into_iter().flatten().copied().collect();
@@ -214,7 +245,7 @@ impl Hub {
             for conn in conns {
                 let added = t.conns.get_mut(&conn).is_some_and(|c| c.rooms.insert(room));
                 if added {
-                    change = Self::add_sub(&mut t, room, conn, user).or(change);
+                    change = self.add_sub(&mut t, room, conn, user).or(change);
                 }
             }
             change
@@ -222,8 +253,17 @@ impl Hub {
         self.announce(change.into_iter().collect());
     }
 
-    /// Unsubscribes every live connection of `user` from `room`, after the user left it.
+    /// Unsubscribes every live connection of `user`, on every node, from `room`, after
+    /// the user left it.
     pub fn unsubscribe_user(&self, user: UserId, room: RoomId) {
+        if let Some(bus) = self.bus.get() {
+            bus.unsubscribe_user(user, room);
+        }
+        self.unsubscribe_user_local(user, room);
+    }
+
+    /// Unsubscribes the live connections of `user` on this node from `room`.
+    pub(crate) fn unsubscribe_user_local(&self, user: UserId, room: RoomId) {
         let change = {
             let mut t = self.write();
             let conns: Vec<ConnId> = t.users.get(&user).into_iter().flatten().copied().collect();
@@ -234,7 +274,7 @@ impl Hub {
                     .get_mut(&conn)
                     .is_some_and(|c| c.rooms.remove(&room));
                 if removed {
-                    change = Self::remove_sub(&mut t, room, conn, user).or(change);
+                    change = self.remove_sub(&mut t, room, conn, user).or(change);
                 }
             }
             change
@@ -242,7 +282,18 @@ impl Hub {
         self.announce(change.into_iter().collect());
     }
 
-    fn add_sub(t: &mut Tables, room: RoomId, conn: ConnId, user: UserId) -> Option<Presence> {
+    fn add_sub(
+        &self,
+        t: &mut Tables,
+        room: RoomId,
+        conn: ConnId,
+        user: UserId,
+    ) -> Option<Presence> {
+        if !t.rooms.contains_key(&room)
+            && let Some(bus) = self.bus.get()
+        {
+            bus.track(room, true);
+        }
         let subs = t.rooms.entry(room).or_default();
         subs.conns.insert(conn);
         let count = subs.users.entry(user).or_insert(0);
@@ -255,7 +306,13 @@ impl Hub {
         })
     }
 
-    fn remove_sub(t: &mut Tables, room: RoomId, conn: ConnId, user: UserId) -> Option<Presence> {
+    fn remove_sub(
+        &self,
+        t: &mut Tables,
+        room: RoomId,
+        conn: ConnId,
+        user: UserId,
+    ) -> Option<Presence> {
         let subs = t.rooms.get_mut(&room)?;
         subs.conns.remove(&conn);
         let mut went_offline = false;
@@ -269,6 +326,9 @@ impl Hub {
         let online_count = subs.users.len();
         if subs.conns.is_empty() {
             t.rooms.remove(&room);
+            if let Some(bus) = self.bus.get() {
+                bus.track(room, false);
+            }
         }
         went_offline.then_some(Presence {
             room_id: room,
@@ -285,8 +345,16 @@ impl Hub {
         }
     }
 
-    /// Queues an event to every connection subscribed to `room`.
+    /// Queues an event to every connection subscribed to `room`, on every node.
     pub fn publish(&self, room: RoomId, event: Arc<Outbound>) {
+        match self.bus.get() {
+            Some(bus) => bus.publish_room(room, event),
+            None => self.publish_local(room, event),
+        }
+    }
+
+    /// Queues an event to the connections on this node subscribed to `room`.
+    pub(crate) fn publish_local(&self, room: RoomId, event: Arc<Outbound>) {
         let sinks: Vec<(ConnId, Arc<dyn Sink>)> = {
             let t = self.read();
             let Some(subs) = t.rooms.get(&room) else {
@@ -300,8 +368,16 @@ impl Hub {
         self.deliver(&sinks, &event);
     }
 
-    /// Queues an event to every connection on this node.
+    /// Queues an event to every connection on every node.
     pub fn broadcast(&self, event: Arc<Outbound>) {
+        if let Some(bus) = self.bus.get() {
+            bus.broadcast(&event);
+        }
+        self.broadcast_local(event);
+    }
+
+    /// Queues an event to every connection on this node.
+    pub(crate) fn broadcast_local(&self, event: Arc<Outbound>) {
         let sinks: Vec<(ConnId, Arc<dyn Sink>)> = {
             let t = self.read();
             t.conns
@@ -312,8 +388,17 @@ impl Hub {
         self.deliver(&sinks, &event);
     }
 
-    /// Queues an event to every connection of one user, whatever rooms they follow.
+    /// Queues an event to every connection of one user on every node, whatever rooms
+    /// they follow.
     pub fn send_to_user(&self, user: UserId, event: Arc<Outbound>) {
+        if let Some(bus) = self.bus.get() {
+            bus.send_to_user(user, &event);
+        }
+        self.send_to_user_local(user, event);
+    }
+
+    /// Queues an event to the connections of one user on this node.
+    pub(crate) fn send_to_user_local(&self, user: UserId, event: Arc<Outbound>) {
         let sinks = self.user_sinks(user);
         self.deliver(&sinks, &event);
     }
@@ -358,8 +443,16 @@ impl Hub {
         }
     }
 
-    /// Closes every connection that authenticated with one of `sessions`.
+    /// Closes every connection, on every node, that authenticated with one of `sessions`.
     pub fn close_sessions(&self, sessions: &[SessionId], notice: Notice) {
+        if let Some(bus) = self.bus.get() {
+            bus.close_sessions(sessions);
+        }
+        self.close_sessions_local(sessions, notice);
+    }
+
+    /// Closes the connections on this node that authenticated with one of `sessions`.
+    pub(crate) fn close_sessions_local(&self, sessions: &[SessionId], notice: Notice) {
         let sinks: Vec<Arc<dyn Sink>> = {
             let t = self.read();
             t.conns
@@ -373,9 +466,25 @@ impl Hub {
         }
     }
 
-    /// Returns how many members of `room` are online on this node.
+    /// Returns how many members of `room` are online: on every node when a bus is
+    /// attached (as of its last presence refresh), otherwise on this node.
     pub fn online_count(&self, room: RoomId) -> usize {
-        self.read().rooms.get(&room).map_or(0, |s| s.users.len())
+        let local = self.read().rooms.get(&room).map_or(0, |s| s.users.len());
+        match self.bus.get().and_then(|bus| bus.online_count(room)) {
+            // Users who connected here since the refresh are counted at least.
+            Some(cluster) => cluster.max(local),
+            None => local,
+        }
+    }
+
+    /// Returns the users online in each room on this node, for the bus's presence
+    /// refresh.
+    pub(crate) fn local_presence(&self) -> HashMap<RoomId, Vec<UserId>> {
+        self.read()
+            .rooms
+            .iter()
+            .map(|(room, subs)| (*room, subs.users.keys().copied().collect()))
+            .collect()
     }
 
     /// Reports whether a user has a live connection.

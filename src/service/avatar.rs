@@ -103,7 +103,7 @@ impl ChatService {
         }
 
         // An upload is a write like a message, and counts against the same budget.
-        self.send_limit.check(&session.user_id())?;
+        self.check_send_limit(session.user_id()).await?;
         let _write = self.begin_write()?;
         let previous = self.user_row(session.user_id()).await?.avatar;
         let file = format!("{}.{ext}", hex::encode(Sha256::digest(bytes)));

@@ -111,6 +111,35 @@ impl Throughput {
     }
 }
 
+impl super::ChatService {
+    /// Takes one send token for `user`. With a Redis bus the budget is shared by every
+    /// node; while Redis cannot answer, this node's own bucket applies instead.
+    pub(super) async fn check_send_limit(
+        &self,
+        user: crate::core::ids::UserId,
+    ) -> Result<(), ChatError> {
+        let Some(bus) = self.hub.bus() else {
+            return self.send_limit.check(&user);
+        };
+        let shared = bus
+            .take_token(
+                "send",
+                user.0,
+                self.config.send_burst,
+                self.config.send_per_second,
+            )
+            .await;
+        match shared {
+            Ok(None) => Ok(()),
+            Ok(Some(retry_after)) => Err(ChatError::RateLimited { retry_after }),
+            Err(err) => {
+                tracing::debug!(cause = %err, user_id = %user, "shared rate limit unavailable, using this node's");
+                self.send_limit.check(&user)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

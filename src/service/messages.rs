@@ -68,7 +68,7 @@ impl ChatService {
         if let Some(id) = client_msg_id {
             names::validate_client_msg_id(id)?;
         }
-        self.send_limit.check(&session.user_id())?;
+        self.check_send_limit(session.user_id()).await?;
 
         let access = self.access(session, room_id).await?;
         access.member_role()?;
@@ -144,7 +144,7 @@ impl ChatService {
         let started = Instant::now();
         session.require_registered()?;
         let body = names::validate_body(body, self.config.max_message_chars)?;
-        self.send_limit.check(&session.user_id())?;
+        self.check_send_limit(session.user_id()).await?;
         let (message, role) = self.visible_message(session, id).await?;
         if role.is_none()
             || message.author_id != Some(session.user_id())

@@ -4,6 +4,8 @@
 //! Every write that must happen together (a message and its room's `seq`; a membership
 //! change and its system event) is one call here, and so one transaction.
 
+pub mod migrate;
+pub mod postgres;
 mod sql;
 pub mod sqlite;
 
@@ -14,6 +16,7 @@ use crate::core::role::Role;
 use crate::core::time::Millis;
 use async_trait::async_trait;
 
+pub use postgres::{PgSettings, PgStore};
 pub use sqlite::SqliteStore;
 
 /// A user as stored, including the secret fields the service needs.

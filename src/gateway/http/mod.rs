@@ -151,7 +151,15 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
+    // Without Redis a node still serves its own clients and stores their messages, so
+    // it stays ready; the body says that other nodes' events arrive late.
+    let bus_down = state
+        .service
+        .hub()
+        .bus()
+        .is_some_and(|bus| !bus.is_connected());
     match state.service.ready().await {
+        Ok(()) if bus_down => (StatusCode::OK, "ready, redis unavailable\n").into_response(),
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(err) => {
             tracing::warn!(cause = %err, "readiness check failed");
