@@ -228,6 +228,63 @@ async fn echo_message_with_server_time() {
     assert!(tag(&echo, "msgid").is_some(), "{echo}");
 }
 
+/// IRCv3 labeled-response with echo-message: the echo of a labeled PRIVMSG carries the
+/// label, and no separate `ACK` is sent for it. Without echo-message the server sends
+/// `ACK`, because there is no other reply to label.
+#[tokio::test]
+async fn labeled_privmsg_echo_carries_label() {
+    let server = Server::start(&[]).await;
+    let name = format!("label{}", unique_suffix());
+    server.register(&name).await;
+    let mut client = IrcClient::sasl(
+        irc_addr(&server),
+        &name,
+        &name,
+        PASSWORD,
+        "echo-message labeled-response message-tags batch",
+    )
+    .await;
+    client.send("JOIN #lobby").await;
+    client.expect_numeric("366").await;
+
+    client
+        .send("@label=pm1 PRIVMSG #lobby :labeled hello")
+        .await;
+    let received = client.sync("after-pm1").await;
+    let echoes: Vec<&String> = received
+        .iter()
+        .filter(|l| command_of(l) == "PRIVMSG")
+        .collect();
+    assert_eq!(echoes.len(), 1, "{received:?}");
+    assert_eq!(trailing(echoes[0]), "labeled hello");
+    assert_eq!(tag(echoes[0], "label"), Some("pm1"), "{}", echoes[0]);
+    assert!(tag(echoes[0], "msgid").is_some(), "{}", echoes[0]);
+    let acks = received.iter().filter(|l| command_of(l) == "ACK").count();
+    assert_eq!(acks, 0, "{received:?}");
+
+    // An unlabeled PRIVMSG still gets an echo without a label.
+    client.send("PRIVMSG #lobby :plain hello").await;
+    let echo = client.wait_for(|l| command_of(l) == "PRIVMSG").await;
+    assert_eq!(trailing(&echo), "plain hello");
+    assert_eq!(tag(&echo, "label"), None, "{echo}");
+
+    let quiet_name = format!("noecho{}", unique_suffix());
+    server.register(&quiet_name).await;
+    let mut quiet = IrcClient::sasl(
+        irc_addr(&server),
+        &quiet_name,
+        &quiet_name,
+        PASSWORD,
+        "labeled-response message-tags batch",
+    )
+    .await;
+    quiet.send("JOIN #lobby").await;
+    quiet.expect_numeric("366").await;
+    quiet.send("@label=pm2 PRIVMSG #lobby :no echo").await;
+    let ack = quiet.wait_for(|l| command_of(l) == "ACK").await;
+    assert_eq!(tag(&ack, "label"), Some("pm2"), "{ack}");
+}
+
 /// Cross-protocol delivery: lines from IRC reach a Socket.IO client in order with the
 /// exact text, and messages from Socket.IO reach IRC in order.
 #[tokio::test]

@@ -2,6 +2,7 @@
 //! the informational AWAY, LUSERS and MOTD. Rooms appear as `#room-name`; every rule is
 //! the service's.
 
+use super::caps::Capability;
 use super::conn::Connection;
 use super::names::{channel_key, nick_from_display_name};
 use super::numerics::*;
@@ -119,6 +120,7 @@ impl Connection {
             return;
         };
         let body = decode_body(text);
+        let single_target = !targets.contains(',');
         for target in targets.split(',').filter(|t| !t.is_empty()) {
             if !target.starts_with('#') {
                 // NOTE: direct messages to a nickname are not carried over IRC yet.
@@ -136,16 +138,37 @@ impl Connection {
                 }
                 continue;
             };
+            // With echo-message, the echo of a labeled message carries the label
+            // (IRCv3 labeled-response). The echo is matched by a fresh client_msg_id,
+            // stored before sending because the echo may arrive before the send returns.
+            let echo_id = self
+                .label
+                .clone()
+                .filter(|_| single_target && view.caps.has(Capability::EchoMessage))
+                .map(|label| {
+                    let id = format!("irc-{:016x}", rand::random::<u64>());
+                    view.expect_echo(&id, &label);
+                    id
+                });
             let sent = self
                 .shared
                 .service
-                .send_message(&session, room, &body, None)
+                .send_message(&session, room, &body, echo_id.as_deref())
                 .await;
-            if let Err(err) = sent
-                && !notice
+            match sent {
+                Ok(ack) if echo_id.is_some() && !ack.duplicate => self.label_in_echo = true,
+                Ok(_) => {}
+                Err(err) => {
+                    if !notice {
+                        let text = format!("Cannot send to channel: {}", self.error_text(&err));
+                        self.numeric(ERR_CANNOTSENDTOCHAN, &[target, &text]);
+                    }
+                }
+            }
+            if let Some(id) = &echo_id
+                && !self.label_in_echo
             {
-                let text = format!("Cannot send to channel: {}", self.error_text(&err));
-                self.numeric(ERR_CANNOTSENDTOCHAN, &[target, &text]);
+                view.take_echo_label(id);
             }
         }
     }

@@ -344,11 +344,13 @@ impl Connection {
             nick: RwLock::new(nick.clone()),
             caps,
             channels: Mutex::new(HashMap::new()),
+            echo_labels: Mutex::new(HashMap::new()),
         });
         self.view = Some(view.clone());
         let sink = Arc::new(IrcSink {
             queue: self.queue.clone(),
             view,
+            server_name: self.shared.settings.server_name.clone(),
         });
         self.conn_id = Some(self.shared.service.hub().connect(user_id, session.id, sink));
         tracing::info!(peer = %self.peer, %user_id, nick, "IRC client registered");

@@ -7,6 +7,7 @@
 //! the client with a hole it cannot see.
 
 use super::caps::{CapSet, Capability};
+use super::conn::add_tag;
 use super::line::{self, server_time};
 use super::names::nick_from_display_name;
 use crate::core::event::Event;
@@ -103,6 +104,8 @@ pub struct ClientView {
     pub caps: CapSet,
     /// Rooms shown to this client as joined channels, with the channel name (with '#').
     pub channels: Mutex<HashMap<RoomId, String>>,
+    /// Labels of this connection's own messages awaiting their echo, by `client_msg_id`.
+    pub echo_labels: Mutex<HashMap<String, String>>,
 }
 
 impl ClientView {
@@ -127,6 +130,21 @@ impl ClientView {
 
     pub fn lock_channels(&self) -> std::sync::MutexGuard<'_, HashMap<RoomId, String>> {
         self.channels.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stores the label that the echo of the message with `client_msg_id` will carry.
+    pub fn expect_echo(&self, client_msg_id: &str, label: &str) {
+        self.lock_echo_labels()
+            .insert(client_msg_id.to_owned(), label.to_owned());
+    }
+
+    /// Removes and returns the label waiting for the echo of `client_msg_id`.
+    pub fn take_echo_label(&self, client_msg_id: &str) -> Option<String> {
+        self.lock_echo_labels().remove(client_msg_id)
+    }
+
+    fn lock_echo_labels(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.echo_labels.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -227,6 +245,8 @@ pub fn tag_prefix(caps: &CapSet, time: &str, msgid: &str, label: Option<&str>) -
 pub struct IrcSink {
     pub queue: Arc<SendQueue>,
     pub view: Arc<ClientView>,
+    /// Source of the `BATCH` lines around a multi-line labeled echo.
+    pub server_name: String,
 }
 
 impl IrcSink {
@@ -235,6 +255,34 @@ impl IrcSink {
             self.queue.push(line)?;
         }
         Ok(())
+    }
+
+    /// Sends the echo of the client's own labeled message: one line with the label, or
+    /// several lines in a `labeled-response` batch (IRCv3 labeled-response).
+    fn push_labeled_echo(&self, text: &TextLines, label: &str) -> Result<(), SinkError> {
+        let lines = text.lines();
+        if lines.len() == 1 || !self.view.caps.has(Capability::Batch) {
+            let first = text.tags_for(&self.view.caps, Some(label));
+            let rest = text.tags_for(&self.view.caps, None);
+            return self.push_all(lines.iter().enumerate().map(|(i, l)| {
+                let tags = if i == 0 { &first } else { &rest };
+                format!("{tags}{l}")
+            }));
+        }
+        let mut escaped = String::new();
+        line::escape_tag_value(label, &mut escaped);
+        let id = format!("E{:x}", rand::random::<u64>());
+        let server = &self.server_name;
+        self.queue.push(format!(
+            "@label={escaped} :{server} BATCH +{id} labeled-response\r\n"
+        ))?;
+        let tags = text.tags_for(&self.view.caps, None);
+        let batch_tag = format!("batch={id}");
+        for l in lines {
+            self.queue
+                .push(add_tag(&format!("{tags}{l}"), &batch_tag))?;
+        }
+        self.queue.push(format!(":{server} BATCH -{id}\r\n"))
     }
 
     fn message_new(&self, event: &Arc<Outbound>, m: &Message) -> Result<(), SinkError> {
@@ -259,8 +307,18 @@ impl IrcSink {
                 let Some(text) = event.encoded(|_| encode_text(m, &channel)) else {
                     return Ok(());
                 };
-                let tags = text.tags_for(&self.view.caps, None);
-                self.push_all(text.lines().iter().map(|l| format!("{tags}{l}")))
+                let label = m
+                    .client_msg_id
+                    .as_deref()
+                    .filter(|_| own)
+                    .and_then(|id| self.view.take_echo_label(id));
+                match label {
+                    Some(label) => self.push_labeled_echo(text, &label),
+                    None => {
+                        let tags = text.tags_for(&self.view.caps, None);
+                        self.push_all(text.lines().iter().map(|l| format!("{tags}{l}")))
+                    }
+                }
             }
             // This client's own joins and parts arrive as `room:added` and `room:removed`.
             MessageKind::Join if !own => self
