@@ -285,6 +285,93 @@ async fn labeled_privmsg_echo_carries_label() {
     assert_eq!(tag(&ack, "label"), Some("pm2"), "{ack}");
 }
 
+/// PRIVMSG to a nickname (RFC 2812 section 3.3.1) goes through the service's direct
+/// room between the two users: the IRC peer gets it addressed to its own nickname, a
+/// REST user reads it in the direct room, and a REST reply there reaches IRC as a
+/// PRIVMSG to the IRC user's nickname. A nickname nobody holds gets 401.
+#[tokio::test]
+async fn privmsg_to_nick_uses_direct_room() {
+    let server = Server::start(&[]).await;
+    let addr = irc_addr(&server);
+    let (ana, ben, web) = (
+        format!("ana{}", unique_suffix()),
+        format!("ben{}", unique_suffix()),
+        format!("web{}", unique_suffix()),
+    );
+    server.register(&ana).await;
+    server.register(&ben).await;
+    let web_account = server.register(&web).await;
+    let mut ana_irc = IrcClient::sasl(addr, &ana, &ana, PASSWORD, "echo-message").await;
+    let mut ben_irc = IrcClient::sasl(addr, &ben, &ben, PASSWORD, "").await;
+
+    ana_irc
+        .send(&format!("PRIVMSG {ben} :hi ben, 你好 🎉"))
+        .await;
+    let got = ben_irc.wait_for(|l| command_of(l) == "PRIVMSG").await;
+    assert!(got.starts_with(&format!(":{ana}!")), "{got}");
+    assert!(got.contains(&format!(" PRIVMSG {ben} :")), "{got}");
+    assert_eq!(trailing(&got), "hi ben, 你好 🎉");
+    let echo = ana_irc.wait_for(|l| command_of(l) == "PRIVMSG").await;
+    assert!(echo.contains(&format!(" PRIVMSG {ben} :")), "{echo}");
+
+    ben_irc.send(&format!("PRIVMSG {ana} :hello ana")).await;
+    let reply = ana_irc
+        .wait_for(|l| command_of(l) == "PRIVMSG" && trailing(l) == "hello ana")
+        .await;
+    assert!(reply.contains(&format!(" PRIVMSG {ana} :")), "{reply}");
+
+    // IRC to a REST user: the message is stored in their direct room.
+    ana_irc.send(&format!("PRIVMSG {web} :to the web")).await;
+    ana_irc
+        .wait_for(|l| command_of(l) == "PRIVMSG" && trailing(l) == "to the web")
+        .await;
+    let http = server.http();
+    let dm = http
+        .post_json(
+            "/api/v1/dm",
+            Some(&web_account.token),
+            &json!({ "username": ana }),
+        )
+        .await;
+    assert!(dm.status.is_success(), "{}", dm.text);
+    let room = dm.json()["id"].as_i64().expect("room id");
+    let history = http
+        .get(
+            &format!("/api/v1/rooms/{room}/messages"),
+            Some(&web_account.token),
+        )
+        .await
+        .json();
+    let bodies: Vec<&str> = history["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["body"].as_str())
+        .collect();
+    assert_eq!(bodies, ["to the web"], "{history}");
+
+    // REST to IRC: the reply arrives addressed to the IRC user's nickname.
+    let sent = http
+        .post_json(
+            &format!("/api/v1/rooms/{room}/messages"),
+            Some(&web_account.token),
+            &json!({ "body": "from the web 中文" }),
+        )
+        .await;
+    assert!(sent.status.is_success(), "{}", sent.text);
+    let from_web = ana_irc
+        .wait_for(|l| command_of(l) == "PRIVMSG" && trailing(l) == "from the web 中文")
+        .await;
+    assert!(from_web.starts_with(&format!(":{web}!")), "{from_web}");
+    assert!(
+        from_web.contains(&format!(" PRIVMSG {ana} :")),
+        "{from_web}"
+    );
+
+    ana_irc.send("PRIVMSG nobody-here :hello?").await;
+    ana_irc.expect_numeric("401").await;
+}
+
 /// Cross-protocol delivery: lines from IRC reach a Socket.IO client in order with the
 /// exact text, and messages from Socket.IO reach IRC in order.
 #[tokio::test]

@@ -13,7 +13,7 @@ use super::names::nick_from_display_name;
 use crate::core::event::Event;
 use crate::core::i18n::{self, Lang, Notice};
 use crate::core::ids::{RoomId, UserId};
-use crate::core::model::{Message, MessageKind};
+use crate::core::model::{Message, MessageKind, Visibility};
 use crate::hub::{Outbound, Sink, SinkError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -106,6 +106,8 @@ pub struct ClientView {
     pub channels: Mutex<HashMap<RoomId, String>>,
     /// Labels of this connection's own messages awaiting their echo, by `client_msg_id`.
     pub echo_labels: Mutex<HashMap<String, String>>,
+    /// Direct rooms shown as private messages, with the other user's nickname once known.
+    pub directs: Mutex<HashMap<RoomId, Option<String>>>,
 }
 
 impl ClientView {
@@ -130,6 +132,30 @@ impl ClientView {
 
     pub fn lock_channels(&self) -> std::sync::MutexGuard<'_, HashMap<RoomId, String>> {
         self.channels.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a direct room and the nickname of the other user in it.
+    pub fn set_direct_peer(&self, room: RoomId, nick: String) {
+        self.lock_directs().insert(room, Some(nick));
+    }
+
+    /// Returns the nickname of the other user in a direct room, when known.
+    pub fn direct_peer(&self, room: RoomId) -> Option<String> {
+        self.lock_directs().get(&room).cloned().flatten()
+    }
+
+    /// Returns whether `room` is a direct room shown as private messages.
+    pub fn is_direct(&self, room: RoomId) -> bool {
+        self.lock_directs().contains_key(&room)
+    }
+
+    /// Records a direct room whose other user's nickname is not known yet.
+    pub fn add_direct(&self, room: RoomId) {
+        self.lock_directs().entry(room).or_insert(None);
+    }
+
+    fn lock_directs(&self) -> std::sync::MutexGuard<'_, HashMap<RoomId, Option<String>>> {
+        self.directs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Stores the label that the echo of the message with `client_msg_id` will carry.
@@ -285,8 +311,52 @@ impl IrcSink {
         self.queue.push(format!(":{server} BATCH -{id}\r\n"))
     }
 
+    /// Sends a text message of a direct room as a PRIVMSG between nicknames: to this
+    /// client's nickname from the other user, or, for the user's own messages, to the
+    /// other user's nickname.
+    fn direct_message(&self, m: &Message) -> Result<(), SinkError> {
+        if m.kind != MessageKind::Text {
+            return Ok(());
+        }
+        let own = m.author_id == Some(self.view.user_id);
+        let target = if own {
+            if !self.view.caps.has(Capability::EchoMessage) {
+                return Ok(());
+            }
+            // NOTE: the user's own message from another protocol, in a direct room this
+            // connection has not yet seen the peer speak in or sent to, is not shown,
+            // because the sink cannot look up the peer's nickname.
+            let Some(peer) = self.view.direct_peer(m.room_id) else {
+                return Ok(());
+            };
+            peer
+        } else {
+            let author = nick_from_display_name(&m.author_name);
+            self.view.set_direct_peer(m.room_id, author);
+            self.view.nick()
+        };
+        // Encoded for this recipient only: the target differs between the two users, so
+        // the shared encoding of the fan-out cannot be used.
+        let text = encode_text(m, &target);
+        let label = m
+            .client_msg_id
+            .as_deref()
+            .filter(|_| own)
+            .and_then(|id| self.view.take_echo_label(id));
+        match label {
+            Some(label) => self.push_labeled_echo(&text, &label),
+            None => {
+                let tags = text.tags_for(&self.view.caps, None);
+                self.push_all(text.lines().iter().map(|l| format!("{tags}{l}")))
+            }
+        }
+    }
+
     fn message_new(&self, event: &Arc<Outbound>, m: &Message) -> Result<(), SinkError> {
         let Some(channel) = self.view.channel(m.room_id) else {
+            if self.view.is_direct(m.room_id) {
+                return self.direct_message(m);
+            }
             // A room this client does not show; a JOIN for it arrives as `room:added`.
             return Ok(());
         };
@@ -350,6 +420,11 @@ impl Sink for IrcSink {
     fn send(&self, event: &Arc<Outbound>) -> Result<(), SinkError> {
         match &event.event {
             Event::MessageNew(m) => self.message_new(event, m),
+            Event::RoomAdded(room) if room.visibility == Visibility::Direct => {
+                // A direct room is a private conversation, not a channel to join.
+                self.view.add_direct(room.id);
+                Ok(())
+            }
             Event::RoomAdded(room) => {
                 let channel = format!("#{}", room.name);
                 let source = user_source(&self.view.nick(), self.view.user_id);
