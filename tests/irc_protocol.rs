@@ -228,6 +228,38 @@ async fn echo_message_with_server_time() {
     assert!(tag(&echo, "msgid").is_some(), "{echo}");
 }
 
+/// PART with a reason (RFC 2812 section 3.2.2): other members see the reason, stored
+/// with the leave event, and a PART without one has no trailing parameter.
+#[tokio::test]
+async fn part_reason_reaches_members() {
+    let server = Server::start(&[]).await;
+    let addr = irc_addr(&server);
+    let mut alice = IrcClient::guest(addr, "alicep").await;
+    alice.send("JOIN #lobby").await;
+    alice.expect_numeric("366").await;
+    let mut bob = IrcClient::guest(addr, "bobp").await;
+    bob.send("JOIN #lobby").await;
+    bob.expect_numeric("366").await;
+    alice
+        .wait_for(|l| l.starts_with(":bobp!") && l.ends_with("JOIN #lobby"))
+        .await;
+
+    bob.send("PART #lobby :see you later, 再见 👋").await;
+    let part = alice
+        .wait_for(|l| l.starts_with(":bobp!") && command_of(l) == "PART")
+        .await;
+    assert!(part.contains(" PART #lobby :"), "{part}");
+    assert_eq!(trailing(&part), "see you later, 再见 👋");
+
+    bob.send("JOIN #lobby").await;
+    bob.expect_numeric("366").await;
+    bob.send("PART #lobby").await;
+    let part = alice
+        .wait_for(|l| l.starts_with(":bobp!") && command_of(l) == "PART")
+        .await;
+    assert!(part.ends_with(" PART #lobby"), "{part}");
+}
+
 /// IRCv3 labeled-response with echo-message: the echo of a labeled PRIVMSG carries the
 /// label, and no separate `ACK` is sent for it. Without echo-message the server sends
 /// `ACK`, because there is no other reply to label.

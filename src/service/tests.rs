@@ -891,6 +891,39 @@ async fn room_events_spend_the_send_budget() {
 }
 
 #[tokio::test]
+async fn leave_reason_is_stored_normalized() {
+    let f = fixture().await;
+    let alice = user(&f, "alice").await;
+    let bob = user(&f, "bob").await;
+    let lobby = f.service.lobby();
+    let long = format!("  bye\u{7}now {}", "x".repeat(400));
+    f.service
+        .leave_room_with_reason(&alice, lobby, Some(&long))
+        .await
+        .unwrap();
+    f.service.leave_room(&bob, lobby).await.unwrap();
+
+    let page = f
+        .service
+        .history(&user(&f, "carol").await, lobby, HistoryQuery::default())
+        .await
+        .unwrap();
+    let leaves: Vec<&str> = page
+        .messages
+        .iter()
+        .filter(|m| m.kind == MessageKind::Leave)
+        .map(|m| m.body.as_str())
+        .collect();
+    assert_eq!(leaves.len(), 2, "{leaves:?}");
+    assert!(leaves[0].starts_with("bye now xxx"), "{}", leaves[0]);
+    assert_eq!(
+        leaves[0].chars().count(),
+        crate::core::names::LEAVE_REASON_MAX_CHARS
+    );
+    assert_eq!(leaves[1], "");
+}
+
+#[tokio::test]
 async fn password_checks_are_rate_limited() {
     let f = fixture_with(|c| {
         c.auth_burst = 2;

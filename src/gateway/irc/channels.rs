@@ -1,6 +1,6 @@
-//! Channel and message commands: JOIN, PART, PRIVMSG, NOTICE (to channels and nicknames),
-//! the informational AWAY, LUSERS and MOTD. Rooms appear as `#room-name`; every rule is
-//! the service's.
+//! Channel and message commands: JOIN, PART, PRIVMSG and NOTICE (to channels and
+//! nicknames), TOPIC, NAMES, MODE, and the informational AWAY, LUSERS and MOTD. Rooms
+//! appear as `#room-name`; every rule is the service's.
 
 use super::caps::Capability;
 use super::conn::Connection;
@@ -85,7 +85,7 @@ impl Connection {
     }
 
     /// Handles `PART #a,#b`: the user leaves the room on every protocol.
-    pub(super) async fn part(&mut self, targets: &str) {
+    pub(super) async fn part(&mut self, targets: &str, reason: Option<&String>) {
         let (Some(view), Some(session)) = (self.view.clone(), self.session.clone()) else {
             return;
         };
@@ -94,7 +94,13 @@ impl Connection {
                 self.numeric(ERR_NOTONCHANNEL, &[channel, "You're not on that channel"]);
                 continue;
             };
-            if let Err(err) = self.shared.service.leave_room(&session, room).await {
+            let reason = reason.map(String::as_str).filter(|r| !r.is_empty());
+            let left = self
+                .shared
+                .service
+                .leave_room_with_reason(&session, room, reason)
+                .await;
+            if let Err(err) = left {
                 let text = self.error_text(&err);
                 self.numeric(ERR_NOTONCHANNEL, &[channel, text]);
             }

@@ -345,7 +345,7 @@ impl Connection {
             CommandId::Names => self.names_command(params.first()).await,
             CommandId::Nick => self.nick_command(params.first()).await,
             CommandId::Notice => self.privmsg(&params, true).await,
-            CommandId::Part => self.part(&params[0]).await,
+            CommandId::Part => self.part(&params[0], params.get(1)).await,
             CommandId::Pass => self.pass_command(&params[0]),
             CommandId::Ping => {
                 let server = self.shared.settings.server_name.clone();

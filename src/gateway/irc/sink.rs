@@ -394,9 +394,14 @@ impl IrcSink {
             MessageKind::Join if !own => self
                 .queue
                 .push(format!("{tags}:{source} JOIN {channel}\r\n")),
-            MessageKind::Leave if !own => self
-                .queue
-                .push(format!("{tags}:{source} PART {channel}\r\n")),
+            MessageKind::Leave if !own => {
+                let mut out = format!("{tags}:{source} PART {channel}");
+                if !m.body.is_empty() {
+                    line::push_params(&mut out, &[m.body.as_str()]);
+                }
+                out.push_str("\r\n");
+                self.queue.push(out)
+            }
             MessageKind::Kick => {
                 let target = nick_from_display_name(m.target_name.as_deref().unwrap_or("*"));
                 if m.target_id == Some(self.view.user_id) {
