@@ -245,6 +245,8 @@ async fn part_reason_reaches_members() {
         .await;
 
     bob.send("PART #lobby :see you later, 再见 👋").await;
+    let own = bob.wait_for(|l| command_of(l) == "PART").await;
+    assert_eq!(trailing(&own), "see you later, 再见 👋", "{own}");
     let part = alice
         .wait_for(|l| l.starts_with(":bobp!") && command_of(l) == "PART")
         .await;

@@ -95,12 +95,16 @@ impl Connection {
                 continue;
             };
             let reason = reason.map(String::as_str).filter(|r| !r.is_empty());
+            // Stored before leaving, because the sink may send the PART line before
+            // leave_room_with_reason returns.
+            view.set_part_reason(room, reason.map(crate::core::names::normalize_leave_reason));
             let left = self
                 .shared
                 .service
                 .leave_room_with_reason(&session, room, reason)
                 .await;
             if let Err(err) = left {
+                view.set_part_reason(room, None);
                 let text = self.error_text(&err);
                 self.numeric(ERR_NOTONCHANNEL, &[channel, text]);
             }

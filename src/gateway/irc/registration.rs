@@ -348,6 +348,7 @@ impl Connection {
             channels: Mutex::new(HashMap::new()),
             echo_labels: Mutex::new(HashMap::new()),
             directs: Mutex::new(HashMap::new()),
+            part_reasons: Mutex::new(HashMap::new()),
         });
         self.view = Some(view.clone());
         let sink = Arc::new(IrcSink {

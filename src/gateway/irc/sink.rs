@@ -108,6 +108,8 @@ pub struct ClientView {
     pub echo_labels: Mutex<HashMap<String, String>>,
     /// Direct rooms shown as private messages, with the other user's nickname once known.
     pub directs: Mutex<HashMap<RoomId, Option<String>>>,
+    /// Reasons of this connection's PART commands, shown on its own PART line.
+    pub part_reasons: Mutex<HashMap<RoomId, String>>,
 }
 
 impl ClientView {
@@ -137,6 +139,22 @@ impl ClientView {
     /// Records a direct room and the nickname of the other user in it.
     pub fn set_direct_peer(&self, room: RoomId, nick: String) {
         self.lock_directs().insert(room, Some(nick));
+    }
+
+    /// Stores the reason of a PART this connection sent, for its own PART line.
+    pub fn set_part_reason(&self, room: RoomId, reason: Option<String>) {
+        let mut reasons = self.part_reasons.lock().unwrap_or_else(|e| e.into_inner());
+        match reason {
+            Some(reason) => reasons.insert(room, reason),
+            None => reasons.remove(&room),
+        };
+    }
+
+    fn take_part_reason(&self, room: RoomId) -> Option<String> {
+        self.part_reasons
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&room)
     }
 
     /// Returns the nickname of the other user in a direct room, when known.
@@ -444,8 +462,16 @@ impl Sink for IrcSink {
             Event::RoomRemoved(removed) => {
                 let source = user_source(&self.view.nick(), self.view.user_id);
                 let mut channels = self.view.lock_channels();
+                let reason = self.view.take_part_reason(removed.room_id);
                 match channels.remove(&removed.room_id) {
-                    Some(channel) => self.queue.push(format!(":{source} PART {channel}\r\n")),
+                    Some(channel) => {
+                        let mut out = format!(":{source} PART {channel}");
+                        if let Some(reason) = reason {
+                            line::push_params(&mut out, &[reason.as_str()]);
+                        }
+                        out.push_str("\r\n");
+                        self.queue.push(out)
+                    }
                     None => Ok(()),
                 }
             }
