@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Run the web client's end-to-end tests in headless Chromium (tests/browser).
 #
-# Installs what is missing: Debian's chromium and a CJK font (apt-get, as root), and
-# playwright-core and typescript from tests/browser/package-lock.json (npm ci). Builds
-# confab when CONFAB_BIN is unset. Type-checks the client's modules with tsc --checkJs,
-# then runs the tests. Each test file starts its own servers on free loopback ports with
-# temporary data directories. Screenshots go to artifacts/browser/, which git ignores.
+# Installs what is missing: Debian's chromium, a CJK font, irssi and tmux (apt-get, as
+# root), and playwright-core and typescript from tests/browser/package-lock.json (npm ci).
+# Builds confab when CONFAB_BIN is unset. Type-checks the client's modules with tsc
+# --checkJs, then runs the tests. Each test file starts its own servers on free loopback
+# ports with temporary data directories. Screenshots go to artifacts/browser/, which git ignores.
 #
 # Arguments are passed to `node --test`, e.g. `scripts/test-browser.sh tests/browser/chat.test.js`.
 set -euo pipefail
@@ -23,6 +23,18 @@ if [[ ! -x "$chromium_bin" ]] || ! fc-list 2>/dev/null | grep -qi "wenquanyi\|no
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null
+fi
+
+# tests/browser/irc.test.js drives irssi, a real IRC client, inside tmux.
+if ! command -v irssi >/dev/null || ! command -v tmux >/dev/null; then
+    echo "==> installing irssi and tmux with apt-get"
+    if [[ "$(id -u)" -ne 0 ]]; then
+        echo "error: irssi or tmux is missing; run as root or install irssi (1.2 or newer) and tmux" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq irssi tmux >/dev/null
 fi
 
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

@@ -228,6 +228,184 @@ async fn echo_message_with_server_time() {
     assert!(tag(&echo, "msgid").is_some(), "{echo}");
 }
 
+/// PART with a reason (RFC 2812 section 3.2.2): other members see the reason, stored
+/// with the leave event, and a PART without one has no trailing parameter.
+#[tokio::test]
+async fn part_reason_reaches_members() {
+    let server = Server::start(&[]).await;
+    let addr = irc_addr(&server);
+    let mut alice = IrcClient::guest(addr, "alicep").await;
+    alice.send("JOIN #lobby").await;
+    alice.expect_numeric("366").await;
+    let mut bob = IrcClient::guest(addr, "bobp").await;
+    bob.send("JOIN #lobby").await;
+    bob.expect_numeric("366").await;
+    alice
+        .wait_for(|l| l.starts_with(":bobp!") && l.ends_with("JOIN #lobby"))
+        .await;
+
+    bob.send("PART #lobby :see you later, 再见 👋").await;
+    let own = bob.wait_for(|l| command_of(l) == "PART").await;
+    assert_eq!(trailing(&own), "see you later, 再见 👋", "{own}");
+    let part = alice
+        .wait_for(|l| l.starts_with(":bobp!") && command_of(l) == "PART")
+        .await;
+    assert!(part.contains(" PART #lobby :"), "{part}");
+    assert_eq!(trailing(&part), "see you later, 再见 👋");
+
+    bob.send("JOIN #lobby").await;
+    bob.expect_numeric("366").await;
+    bob.send("PART #lobby").await;
+    let part = alice
+        .wait_for(|l| l.starts_with(":bobp!") && command_of(l) == "PART")
+        .await;
+    assert!(part.ends_with(" PART #lobby"), "{part}");
+}
+
+/// IRCv3 labeled-response with echo-message: the echo of a labeled PRIVMSG carries the
+/// label, and no separate `ACK` is sent for it. Without echo-message the server sends
+/// `ACK`, because there is no other reply to label.
+#[tokio::test]
+async fn labeled_privmsg_echo_carries_label() {
+    let server = Server::start(&[]).await;
+    let name = format!("label{}", unique_suffix());
+    server.register(&name).await;
+    let mut client = IrcClient::sasl(
+        irc_addr(&server),
+        &name,
+        &name,
+        PASSWORD,
+        "echo-message labeled-response message-tags batch",
+    )
+    .await;
+    client.send("JOIN #lobby").await;
+    client.expect_numeric("366").await;
+
+    client
+        .send("@label=pm1 PRIVMSG #lobby :labeled hello")
+        .await;
+    let received = client.sync("after-pm1").await;
+    let echoes: Vec<&String> = received
+        .iter()
+        .filter(|l| command_of(l) == "PRIVMSG")
+        .collect();
+    assert_eq!(echoes.len(), 1, "{received:?}");
+    assert_eq!(trailing(echoes[0]), "labeled hello");
+    assert_eq!(tag(echoes[0], "label"), Some("pm1"), "{}", echoes[0]);
+    assert!(tag(echoes[0], "msgid").is_some(), "{}", echoes[0]);
+    let acks = received.iter().filter(|l| command_of(l) == "ACK").count();
+    assert_eq!(acks, 0, "{received:?}");
+
+    // An unlabeled PRIVMSG still gets an echo without a label.
+    client.send("PRIVMSG #lobby :plain hello").await;
+    let echo = client.wait_for(|l| command_of(l) == "PRIVMSG").await;
+    assert_eq!(trailing(&echo), "plain hello");
+    assert_eq!(tag(&echo, "label"), None, "{echo}");
+
+    let quiet_name = format!("noecho{}", unique_suffix());
+    server.register(&quiet_name).await;
+    let mut quiet = IrcClient::sasl(
+        irc_addr(&server),
+        &quiet_name,
+        &quiet_name,
+        PASSWORD,
+        "labeled-response message-tags batch",
+    )
+    .await;
+    quiet.send("JOIN #lobby").await;
+    quiet.expect_numeric("366").await;
+    quiet.send("@label=pm2 PRIVMSG #lobby :no echo").await;
+    let ack = quiet.wait_for(|l| command_of(l) == "ACK").await;
+    assert_eq!(tag(&ack, "label"), Some("pm2"), "{ack}");
+}
+
+/// PRIVMSG to a nickname (RFC 2812 section 3.3.1) goes through the service's direct
+/// room between the two users: the IRC peer gets it addressed to its own nickname, a
+/// REST user reads it in the direct room, and a REST reply there reaches IRC as a
+/// PRIVMSG to the IRC user's nickname. A nickname nobody holds gets 401.
+#[tokio::test]
+async fn privmsg_to_nick_uses_direct_room() {
+    let server = Server::start(&[]).await;
+    let addr = irc_addr(&server);
+    let (ana, ben, web) = (
+        format!("ana{}", unique_suffix()),
+        format!("ben{}", unique_suffix()),
+        format!("web{}", unique_suffix()),
+    );
+    server.register(&ana).await;
+    server.register(&ben).await;
+    let web_account = server.register(&web).await;
+    let mut ana_irc = IrcClient::sasl(addr, &ana, &ana, PASSWORD, "echo-message").await;
+    let mut ben_irc = IrcClient::sasl(addr, &ben, &ben, PASSWORD, "").await;
+
+    ana_irc
+        .send(&format!("PRIVMSG {ben} :hi ben, 你好 🎉"))
+        .await;
+    let got = ben_irc.wait_for(|l| command_of(l) == "PRIVMSG").await;
+    assert!(got.starts_with(&format!(":{ana}!")), "{got}");
+    assert!(got.contains(&format!(" PRIVMSG {ben} :")), "{got}");
+    assert_eq!(trailing(&got), "hi ben, 你好 🎉");
+    let echo = ana_irc.wait_for(|l| command_of(l) == "PRIVMSG").await;
+    assert!(echo.contains(&format!(" PRIVMSG {ben} :")), "{echo}");
+
+    ben_irc.send(&format!("PRIVMSG {ana} :hello ana")).await;
+    let reply = ana_irc
+        .wait_for(|l| command_of(l) == "PRIVMSG" && trailing(l) == "hello ana")
+        .await;
+    assert!(reply.contains(&format!(" PRIVMSG {ana} :")), "{reply}");
+
+    // IRC to a REST user: the message is stored in their direct room.
+    ana_irc.send(&format!("PRIVMSG {web} :to the web")).await;
+    ana_irc
+        .wait_for(|l| command_of(l) == "PRIVMSG" && trailing(l) == "to the web")
+        .await;
+    let http = server.http();
+    let dm = http
+        .post_json(
+            "/api/v1/dm",
+            Some(&web_account.token),
+            &json!({ "username": ana }),
+        )
+        .await;
+    assert!(dm.status.is_success(), "{}", dm.text);
+    let room = dm.json()["id"].as_i64().expect("room id");
+    let history = http
+        .get(
+            &format!("/api/v1/rooms/{room}/messages"),
+            Some(&web_account.token),
+        )
+        .await
+        .json();
+    let bodies: Vec<&str> = history["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["body"].as_str())
+        .collect();
+    assert_eq!(bodies, ["to the web"], "{history}");
+
+    // REST to IRC: the reply arrives addressed to the IRC user's nickname.
+    let sent = http
+        .post_json(
+            &format!("/api/v1/rooms/{room}/messages"),
+            Some(&web_account.token),
+            &json!({ "body": "from the web 中文" }),
+        )
+        .await;
+    assert!(sent.status.is_success(), "{}", sent.text);
+    let from_web = ana_irc
+        .wait_for(|l| command_of(l) == "PRIVMSG" && trailing(l) == "from the web 中文")
+        .await;
+    assert!(from_web.starts_with(&format!(":{web}!")), "{from_web}");
+    assert!(
+        from_web.contains(&format!(" PRIVMSG {ana} :")),
+        "{from_web}"
+    );
+
+    ana_irc.send("PRIVMSG nobody-here :hello?").await;
+    ana_irc.expect_numeric("401").await;
+}
+
 /// Cross-protocol delivery: lines from IRC reach a Socket.IO client in order with the
 /// exact text, and messages from Socket.IO reach IRC in order.
 #[tokio::test]

@@ -158,6 +158,26 @@ pub fn validate_room_name(raw: &str) -> Result<String, ChatError> {
     Ok(name)
 }
 
+/// Maximum length of the reason a user gives for leaving a room, in characters.
+pub const LEAVE_REASON_MAX_CHARS: usize = 300;
+
+/// Normalizes the reason given for leaving a room: control characters become spaces,
+/// the ends are trimmed and the text is cut to [`LEAVE_REASON_MAX_CHARS`]. A reason is
+/// cleaned rather than rejected, because a bad reason must not stop someone leaving.
+pub fn normalize_leave_reason(raw: &str) -> String {
+    let cleaned: String = raw
+        .nfc()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    cleaned
+        .trim()
+        .chars()
+        .take(LEAVE_REASON_MAX_CHARS)
+        .collect::<String>()
+        .trim_end()
+        .to_owned()
+}
+
 /// Validates a room topic: at most [`TOPIC_MAX_CHARS`], one line, no control characters.
 pub fn validate_topic(raw: &str) -> Result<String, ChatError> {
     let topic: String = raw.trim().nfc().collect();

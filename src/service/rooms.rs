@@ -282,6 +282,18 @@ impl ChatService {
 
     /// Leaves a room. The lobby can be left too; direct rooms cannot.
     pub async fn leave_room(&self, session: &Session, room_id: RoomId) -> ChatResult<()> {
+        self.leave_room_with_reason(session, room_id, None).await
+    }
+
+    /// Leaves a room like [`Self::leave_room`], storing the reason (normalized by
+    /// [`names::normalize_leave_reason`]) as the body of the leave event, so every
+    /// protocol can show it.
+    pub async fn leave_room_with_reason(
+        &self,
+        session: &Session,
+        room_id: RoomId,
+        reason: Option<&str>,
+    ) -> ChatResult<()> {
         let started = Instant::now();
         let access = self.access(session, room_id).await?;
         access.member_role()?;
@@ -294,9 +306,12 @@ impl ChatService {
         // Events written to the room count against the same budget as messages.
         self.send_limit.check(&session.user_id())?;
         let _write = self.begin_write()?;
-        let event = self
+        let mut event = self
             .system_event(room_id, MessageKind::Leave, session)
             .await?;
+        event.body = reason
+            .map(names::normalize_leave_reason)
+            .unwrap_or_default();
         if let Some(message) = self
             .store
             .remove_member(room_id, session.user_id(), event)

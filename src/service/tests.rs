@@ -121,6 +121,7 @@ on_both_backends!(
     replaced_avatar_file_is_deleted,
     guest_rooms_follow_the_setting,
     minimum_password_length_is_a_setting,
+    leave_reason_is_stored_normalized,
 );
 
 const ADDR: ClientAddr = ClientAddr(None);
@@ -948,6 +949,38 @@ async fn room_events_spend_the_send_budget(backend: Backend) {
         code(f.service.join_room(&alice, lobby).await),
         ErrorCode::RateLimited
     );
+}
+
+async fn leave_reason_is_stored_normalized(backend: Backend) {
+    let f = fixture(backend).await;
+    let alice = user(&f, "alice").await;
+    let bob = user(&f, "bob").await;
+    let lobby = f.service.lobby();
+    let long = format!("  bye\u{7}now {}", "x".repeat(400));
+    f.service
+        .leave_room_with_reason(&alice, lobby, Some(&long))
+        .await
+        .unwrap();
+    f.service.leave_room(&bob, lobby).await.unwrap();
+
+    let page = f
+        .service
+        .history(&user(&f, "carol").await, lobby, HistoryQuery::default())
+        .await
+        .unwrap();
+    let leaves: Vec<&str> = page
+        .messages
+        .iter()
+        .filter(|m| m.kind == MessageKind::Leave)
+        .map(|m| m.body.as_str())
+        .collect();
+    assert_eq!(leaves.len(), 2, "{leaves:?}");
+    assert!(leaves[0].starts_with("bye now xxx"), "{}", leaves[0]);
+    assert_eq!(
+        leaves[0].chars().count(),
+        crate::core::names::LEAVE_REASON_MAX_CHARS
+    );
+    assert_eq!(leaves[1], "");
 }
 
 async fn password_checks_are_rate_limited(backend: Backend) {

@@ -1,7 +1,8 @@
-//! Channel and message commands: JOIN, PART, PRIVMSG, NOTICE, TOPIC, NAMES, MODE, and
-//! the informational AWAY, LUSERS and MOTD. Rooms appear as `#room-name`; every rule is
-//! the service's.
+//! Channel and message commands: JOIN, PART, PRIVMSG and NOTICE (to channels and
+//! nicknames), TOPIC, NAMES, MODE, and the informational AWAY, LUSERS and MOTD. Rooms
+//! appear as `#room-name`; every rule is the service's.
 
+use super::caps::Capability;
 use super::conn::Connection;
 use super::names::{channel_key, nick_from_display_name};
 use super::numerics::*;
@@ -84,7 +85,7 @@ impl Connection {
     }
 
     /// Handles `PART #a,#b`: the user leaves the room on every protocol.
-    pub(super) async fn part(&mut self, targets: &str) {
+    pub(super) async fn part(&mut self, targets: &str, reason: Option<&String>) {
         let (Some(view), Some(session)) = (self.view.clone(), self.session.clone()) else {
             return;
         };
@@ -93,17 +94,28 @@ impl Connection {
                 self.numeric(ERR_NOTONCHANNEL, &[channel, "You're not on that channel"]);
                 continue;
             };
-            if let Err(err) = self.shared.service.leave_room(&session, room).await {
+            let reason = reason.map(String::as_str).filter(|r| !r.is_empty());
+            // Stored before leaving, because the sink may send the PART line before
+            // leave_room_with_reason returns.
+            view.set_part_reason(room, reason.map(crate::core::names::normalize_leave_reason));
+            let left = self
+                .shared
+                .service
+                .leave_room_with_reason(&session, room, reason)
+                .await;
+            if let Err(err) = left {
+                view.set_part_reason(room, None);
                 let text = self.error_text(&err);
                 self.numeric(ERR_NOTONCHANNEL, &[channel, text]);
             }
         }
     }
 
-    /// Handles `PRIVMSG` and `NOTICE` to channels. NOTICE gets no error replies
-    /// (RFC 2812 section 3.3.2).
+    /// Handles `PRIVMSG` and `NOTICE` to channels and nicknames. A nickname target is a
+    /// direct room with that user, opened through the service. NOTICE gets no error
+    /// replies (RFC 2812 section 3.3.2).
     pub(super) async fn privmsg(&mut self, params: &[String], notice: bool) {
-        let (Some(view), Some(session)) = (self.view.clone(), self.session.clone()) else {
+        let Some(view) = self.view.clone() else {
             return;
         };
         let Some(targets) = params.first().filter(|t| !t.is_empty()) else {
@@ -119,16 +131,15 @@ impl Connection {
             return;
         };
         let body = decode_body(text);
+        let single_target = !targets.contains(',');
         for target in targets.split(',').filter(|t| !t.is_empty()) {
-            if !target.starts_with('#') {
-                // NOTE: direct messages to a nickname are not carried over IRC yet.
-                if !notice {
-                    self.numeric(ERR_NOSUCHNICK, &[target, "No such nick/channel"]);
-                }
-                continue;
-            }
-            let Some(room) = view.room_of(target) else {
-                if !notice {
+            let room = if target.starts_with('#') {
+                view.room_of(target)
+            } else {
+                self.open_direct_by_nick(target, notice).await
+            };
+            let Some(room) = room else {
+                if !notice && target.starts_with('#') {
                     self.numeric(
                         ERR_CANNOTSENDTOCHAN,
                         &[target, "Cannot send to channel: join it first"],
@@ -136,17 +147,85 @@ impl Connection {
                 }
                 continue;
             };
-            let sent = self
-                .shared
-                .service
-                .send_message(&session, room, &body, None)
+            self.send_to_room(room, target, &body, notice, single_target)
                 .await;
-            if let Err(err) = sent
-                && !notice
-            {
-                let text = format!("Cannot send to channel: {}", self.error_text(&err));
-                self.numeric(ERR_CANNOTSENDTOCHAN, &[target, &text]);
+        }
+    }
+
+    /// Opens (or finds) the direct room with the user named `nick` and subscribes this
+    /// connection to it. Replies 401 when no user has that nickname, and 404 when the
+    /// service rejects the direct room (guests and messages to oneself).
+    async fn open_direct_by_nick(&mut self, nick: &str, notice: bool) -> Option<RoomId> {
+        let (view, session) = (self.view.clone()?, self.session.clone()?);
+        let Some(peer) = self.user_by_nick(nick).await else {
+            if !notice {
+                self.numeric(ERR_NOSUCHNICK, &[nick, "No such nick/channel"]);
             }
+            return None;
+        };
+        let service = self.shared.service.clone();
+        match service.open_direct(&session, peer.id).await {
+            Ok(room) => {
+                view.set_direct_peer(room.id, nick_from_display_name(&peer.display_name));
+                if let Some(conn_id) = self.conn_id {
+                    service.hub().subscribe(conn_id, room.id);
+                }
+                Some(room.id)
+            }
+            Err(err) => {
+                if !notice {
+                    let text = format!("Cannot send to nick: {}", self.error_text(&err));
+                    self.numeric(ERR_CANNOTSENDTOCHAN, &[nick, &text]);
+                }
+                None
+            }
+        }
+    }
+
+    /// Sends one PRIVMSG or NOTICE body into a room, replying 404 when the service
+    /// rejects it.
+    async fn send_to_room(
+        &mut self,
+        room: RoomId,
+        target: &str,
+        body: &str,
+        notice: bool,
+        single_target: bool,
+    ) {
+        let (Some(view), Some(session)) = (self.view.clone(), self.session.clone()) else {
+            return;
+        };
+        // With echo-message, the echo of a labeled message carries the label (IRCv3
+        // labeled-response). The echo is matched by a fresh client_msg_id, stored before
+        // sending because the echo may arrive before the send returns.
+        let echo_id = self
+            .label
+            .clone()
+            .filter(|_| single_target && view.caps.has(Capability::EchoMessage))
+            .map(|label| {
+                let id = format!("irc-{:016x}", rand::random::<u64>());
+                view.expect_echo(&id, &label);
+                id
+            });
+        let sent = self
+            .shared
+            .service
+            .send_message(&session, room, body, echo_id.as_deref())
+            .await;
+        match sent {
+            Ok(ack) if echo_id.is_some() && !ack.duplicate => self.label_in_echo = true,
+            Ok(_) => {}
+            Err(err) => {
+                if !notice {
+                    let text = format!("Cannot send to channel: {}", self.error_text(&err));
+                    self.numeric(ERR_CANNOTSENDTOCHAN, &[target, &text]);
+                }
+            }
+        }
+        if let Some(id) = &echo_id
+            && !self.label_in_echo
+        {
+            view.take_echo_label(id);
         }
     }
 

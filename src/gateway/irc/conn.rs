@@ -56,6 +56,11 @@ pub(super) struct Connection {
     pub away: Option<String>,
     /// Replies to the labeled command being handled; `None` when no label applies.
     pending: Option<Vec<String>>,
+    /// Label of the command being handled, when the client negotiated labeled-response.
+    pub label: Option<String>,
+    /// Set when the echo-message echo of the command carries its label, so the labeled
+    /// response needs no `ACK`.
+    pub label_in_echo: bool,
 }
 
 /// Runs one connection until the client quits, the connection fails or the server
@@ -85,6 +90,8 @@ where
         sasl_session: None,
         away: None,
         pending: None,
+        label: None,
+        label_in_echo: false,
     };
     conn.read_loop(reader).await;
     conn.finish().await;
@@ -283,7 +290,10 @@ impl Connection {
         if label.is_some() {
             self.pending = Some(Vec::new());
         }
+        self.label = label.clone();
+        self.label_in_echo = false;
         let quit = self.run_command(message).await;
+        self.label = None;
         self.flush_labeled(label.as_deref());
         if let Some(reason) = quit {
             self.queue.close(&format!("Quit: {reason}"));
@@ -335,7 +345,7 @@ impl Connection {
             CommandId::Names => self.names_command(params.first()).await,
             CommandId::Nick => self.nick_command(params.first()).await,
             CommandId::Notice => self.privmsg(&params, true).await,
-            CommandId::Part => self.part(&params[0]).await,
+            CommandId::Part => self.part(&params[0], params.get(1)).await,
             CommandId::Pass => self.pass_command(&params[0]),
             CommandId::Ping => {
                 let server = self.shared.settings.server_name.clone();
@@ -368,6 +378,8 @@ impl Connection {
         line::escape_tag_value(label, &mut escaped);
         let server = &self.shared.settings.server_name;
         match replies.len() {
+            // The echo of the client's own message carries the label instead.
+            0 if self.label_in_echo => {}
             0 => self
                 .queue
                 .send(format!("@label={escaped} :{server} ACK\r\n")),
@@ -444,7 +456,7 @@ impl Connection {
 }
 
 /// Adds a tag to a line that may already have a tag section.
-fn add_tag(line: &str, tag: &str) -> String {
+pub(super) fn add_tag(line: &str, tag: &str) -> String {
     match line.strip_prefix('@') {
         Some(rest) => format!("@{tag};{rest}"),
         None => format!("@{tag} {line}"),

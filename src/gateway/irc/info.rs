@@ -13,7 +13,7 @@ use crate::core::model::{Member, User, Visibility};
 impl Connection {
     /// Finds the user a nickname names: a live IRC user, or a registered account whose
     /// username it is.
-    async fn user_by_nick(&self, nick: &str) -> Option<User> {
+    pub(super) async fn user_by_nick(&self, nick: &str) -> Option<User> {
         let service = &self.shared.service;
         if let Some(NickOwner::User(id)) = self.shared.nicks.owner(nick) {
             return service.user(id).await.ok();

@@ -8,6 +8,7 @@ use super::names::{is_valid_nick, nick_from_display_name};
 use super::numerics::*;
 use super::sink::{ClientView, IrcSink, user_source};
 use crate::core::error::ErrorCode;
+use crate::core::model::Visibility;
 use crate::service::Session;
 use base64::Engine as _;
 use std::collections::HashMap;
@@ -316,6 +317,7 @@ impl Connection {
             }
         };
         self.finish_registration(session, requested);
+        self.follow_direct_rooms().await;
     }
 
     fn finish_registration(&mut self, session: Session, requested: String) {
@@ -344,16 +346,51 @@ impl Connection {
             nick: RwLock::new(nick.clone()),
             caps,
             channels: Mutex::new(HashMap::new()),
+            echo_labels: Mutex::new(HashMap::new()),
+            directs: Mutex::new(HashMap::new()),
+            part_reasons: Mutex::new(HashMap::new()),
         });
         self.view = Some(view.clone());
         let sink = Arc::new(IrcSink {
             queue: self.queue.clone(),
             view,
+            server_name: self.shared.settings.server_name.clone(),
         });
         self.conn_id = Some(self.shared.service.hub().connect(user_id, session.id, sink));
         tracing::info!(peer = %self.peer, %user_id, nick, "IRC client registered");
         self.session = Some(session);
         self.welcome(&nick);
+    }
+
+    /// Subscribes this connection to the user's direct rooms, so messages that other
+    /// users send there arrive as private messages.
+    async fn follow_direct_rooms(&mut self) {
+        let (Some(view), Some(session), Some(conn_id)) =
+            (self.view.clone(), self.session.clone(), self.conn_id)
+        else {
+            return;
+        };
+        let service = self.shared.service.clone();
+        let entries = match service.list_rooms(&session).await {
+            Ok(entries) => entries,
+            Err(err) => {
+                tracing::warn!(peer = %self.peer, user_id = %view.user_id, error = %err,
+                    "listing direct rooms for a new IRC connection failed");
+                return;
+            }
+        };
+        for entry in entries {
+            if entry.room.visibility != Visibility::Direct || entry.role.is_none() {
+                continue;
+            }
+            match entry.peer {
+                Some(peer) => {
+                    view.set_direct_peer(entry.room.id, nick_from_display_name(&peer.display_name))
+                }
+                None => view.add_direct(entry.room.id),
+            }
+            service.hub().subscribe(conn_id, entry.room.id);
+        }
     }
 
     /// Sends 001 to 005, LUSERS and the MOTD reply (RFC 2812 section 5.1).

@@ -7,12 +7,13 @@
 //! the client with a hole it cannot see.
 
 use super::caps::{CapSet, Capability};
+use super::conn::add_tag;
 use super::line::{self, server_time};
 use super::names::nick_from_display_name;
 use crate::core::event::Event;
 use crate::core::i18n::{self, Lang, Notice};
 use crate::core::ids::{RoomId, UserId};
-use crate::core::model::{Message, MessageKind};
+use crate::core::model::{Message, MessageKind, Visibility};
 use crate::hub::{Outbound, Sink, SinkError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -103,6 +104,12 @@ pub struct ClientView {
     pub caps: CapSet,
     /// Rooms shown to this client as joined channels, with the channel name (with '#').
     pub channels: Mutex<HashMap<RoomId, String>>,
+    /// Labels of this connection's own messages awaiting their echo, by `client_msg_id`.
+    pub echo_labels: Mutex<HashMap<String, String>>,
+    /// Direct rooms shown as private messages, with the other user's nickname once known.
+    pub directs: Mutex<HashMap<RoomId, Option<String>>>,
+    /// Reasons of this connection's PART commands, shown on its own PART line.
+    pub part_reasons: Mutex<HashMap<RoomId, String>>,
 }
 
 impl ClientView {
@@ -127,6 +134,61 @@ impl ClientView {
 
     pub fn lock_channels(&self) -> std::sync::MutexGuard<'_, HashMap<RoomId, String>> {
         self.channels.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a direct room and the nickname of the other user in it.
+    pub fn set_direct_peer(&self, room: RoomId, nick: String) {
+        self.lock_directs().insert(room, Some(nick));
+    }
+
+    /// Stores the reason of a PART this connection sent, for its own PART line.
+    pub fn set_part_reason(&self, room: RoomId, reason: Option<String>) {
+        let mut reasons = self.part_reasons.lock().unwrap_or_else(|e| e.into_inner());
+        match reason {
+            Some(reason) => reasons.insert(room, reason),
+            None => reasons.remove(&room),
+        };
+    }
+
+    fn take_part_reason(&self, room: RoomId) -> Option<String> {
+        self.part_reasons
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&room)
+    }
+
+    /// Returns the nickname of the other user in a direct room, when known.
+    pub fn direct_peer(&self, room: RoomId) -> Option<String> {
+        self.lock_directs().get(&room).cloned().flatten()
+    }
+
+    /// Returns whether `room` is a direct room shown as private messages.
+    pub fn is_direct(&self, room: RoomId) -> bool {
+        self.lock_directs().contains_key(&room)
+    }
+
+    /// Records a direct room whose other user's nickname is not known yet.
+    pub fn add_direct(&self, room: RoomId) {
+        self.lock_directs().entry(room).or_insert(None);
+    }
+
+    fn lock_directs(&self) -> std::sync::MutexGuard<'_, HashMap<RoomId, Option<String>>> {
+        self.directs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stores the label that the echo of the message with `client_msg_id` will carry.
+    pub fn expect_echo(&self, client_msg_id: &str, label: &str) {
+        self.lock_echo_labels()
+            .insert(client_msg_id.to_owned(), label.to_owned());
+    }
+
+    /// Removes and returns the label waiting for the echo of `client_msg_id`.
+    pub fn take_echo_label(&self, client_msg_id: &str) -> Option<String> {
+        self.lock_echo_labels().remove(client_msg_id)
+    }
+
+    fn lock_echo_labels(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.echo_labels.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -227,6 +289,8 @@ pub fn tag_prefix(caps: &CapSet, time: &str, msgid: &str, label: Option<&str>) -
 pub struct IrcSink {
     pub queue: Arc<SendQueue>,
     pub view: Arc<ClientView>,
+    /// Source of the `BATCH` lines around a multi-line labeled echo.
+    pub server_name: String,
 }
 
 impl IrcSink {
@@ -237,8 +301,80 @@ impl IrcSink {
         Ok(())
     }
 
+    /// Sends the echo of the client's own labeled message: one line with the label, or
+    /// several lines in a `labeled-response` batch (IRCv3 labeled-response).
+    fn push_labeled_echo(&self, text: &TextLines, label: &str) -> Result<(), SinkError> {
+        let lines = text.lines();
+        if lines.len() == 1 || !self.view.caps.has(Capability::Batch) {
+            let first = text.tags_for(&self.view.caps, Some(label));
+            let rest = text.tags_for(&self.view.caps, None);
+            return self.push_all(lines.iter().enumerate().map(|(i, l)| {
+                let tags = if i == 0 { &first } else { &rest };
+                format!("{tags}{l}")
+            }));
+        }
+        let mut escaped = String::new();
+        line::escape_tag_value(label, &mut escaped);
+        let id = format!("E{:x}", rand::random::<u64>());
+        let server = &self.server_name;
+        self.queue.push(format!(
+            "@label={escaped} :{server} BATCH +{id} labeled-response\r\n"
+        ))?;
+        let tags = text.tags_for(&self.view.caps, None);
+        let batch_tag = format!("batch={id}");
+        for l in lines {
+            self.queue
+                .push(add_tag(&format!("{tags}{l}"), &batch_tag))?;
+        }
+        self.queue.push(format!(":{server} BATCH -{id}\r\n"))
+    }
+
+    /// Sends a text message of a direct room as a PRIVMSG between nicknames: to this
+    /// client's nickname from the other user, or, for the user's own messages, to the
+    /// other user's nickname.
+    fn direct_message(&self, m: &Message) -> Result<(), SinkError> {
+        if m.kind != MessageKind::Text {
+            return Ok(());
+        }
+        let own = m.author_id == Some(self.view.user_id);
+        let target = if own {
+            if !self.view.caps.has(Capability::EchoMessage) {
+                return Ok(());
+            }
+            // NOTE: the user's own message from another protocol, in a direct room this
+            // connection has not yet seen the peer speak in or sent to, is not shown,
+            // because the sink cannot look up the peer's nickname.
+            let Some(peer) = self.view.direct_peer(m.room_id) else {
+                return Ok(());
+            };
+            peer
+        } else {
+            let author = nick_from_display_name(&m.author_name);
+            self.view.set_direct_peer(m.room_id, author);
+            self.view.nick()
+        };
+        // Encoded for this recipient only: the target differs between the two users, so
+        // the shared encoding of the fan-out cannot be used.
+        let text = encode_text(m, &target);
+        let label = m
+            .client_msg_id
+            .as_deref()
+            .filter(|_| own)
+            .and_then(|id| self.view.take_echo_label(id));
+        match label {
+            Some(label) => self.push_labeled_echo(&text, &label),
+            None => {
+                let tags = text.tags_for(&self.view.caps, None);
+                self.push_all(text.lines().iter().map(|l| format!("{tags}{l}")))
+            }
+        }
+    }
+
     fn message_new(&self, event: &Arc<Outbound>, m: &Message) -> Result<(), SinkError> {
         let Some(channel) = self.view.channel(m.room_id) else {
+            if self.view.is_direct(m.room_id) {
+                return self.direct_message(m);
+            }
             // A room this client does not show; a JOIN for it arrives as `room:added`.
             return Ok(());
         };
@@ -259,16 +395,31 @@ impl IrcSink {
                 let Some(text) = event.encoded(|_| encode_text(m, &channel)) else {
                     return Ok(());
                 };
-                let tags = text.tags_for(&self.view.caps, None);
-                self.push_all(text.lines().iter().map(|l| format!("{tags}{l}")))
+                let label = m
+                    .client_msg_id
+                    .as_deref()
+                    .filter(|_| own)
+                    .and_then(|id| self.view.take_echo_label(id));
+                match label {
+                    Some(label) => self.push_labeled_echo(text, &label),
+                    None => {
+                        let tags = text.tags_for(&self.view.caps, None);
+                        self.push_all(text.lines().iter().map(|l| format!("{tags}{l}")))
+                    }
+                }
             }
             // This client's own joins and parts arrive as `room:added` and `room:removed`.
             MessageKind::Join if !own => self
                 .queue
                 .push(format!("{tags}:{source} JOIN {channel}\r\n")),
-            MessageKind::Leave if !own => self
-                .queue
-                .push(format!("{tags}:{source} PART {channel}\r\n")),
+            MessageKind::Leave if !own => {
+                let mut out = format!("{tags}:{source} PART {channel}");
+                if !m.body.is_empty() {
+                    line::push_params(&mut out, &[m.body.as_str()]);
+                }
+                out.push_str("\r\n");
+                self.queue.push(out)
+            }
             MessageKind::Kick => {
                 let target = nick_from_display_name(m.target_name.as_deref().unwrap_or("*"));
                 if m.target_id == Some(self.view.user_id) {
@@ -292,6 +443,11 @@ impl Sink for IrcSink {
     fn send(&self, event: &Arc<Outbound>) -> Result<(), SinkError> {
         match &event.event {
             Event::MessageNew(m) => self.message_new(event, m),
+            Event::RoomAdded(room) if room.visibility == Visibility::Direct => {
+                // A direct room is a private conversation, not a channel to join.
+                self.view.add_direct(room.id);
+                Ok(())
+            }
             Event::RoomAdded(room) => {
                 let channel = format!("#{}", room.name);
                 let source = user_source(&self.view.nick(), self.view.user_id);
@@ -306,8 +462,16 @@ impl Sink for IrcSink {
             Event::RoomRemoved(removed) => {
                 let source = user_source(&self.view.nick(), self.view.user_id);
                 let mut channels = self.view.lock_channels();
+                let reason = self.view.take_part_reason(removed.room_id);
                 match channels.remove(&removed.room_id) {
-                    Some(channel) => self.queue.push(format!(":{source} PART {channel}\r\n")),
+                    Some(channel) => {
+                        let mut out = format!(":{source} PART {channel}");
+                        if let Some(reason) = reason {
+                            line::push_params(&mut out, &[reason.as_str()]);
+                        }
+                        out.push_str("\r\n");
+                        self.queue.push(out)
+                    }
                     None => Ok(()),
                 }
             }
