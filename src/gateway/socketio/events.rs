@@ -195,6 +195,9 @@ pub(super) fn register(s: &socketioxide::extract::SocketRef) {
                     return;
                 };
                 let _turn = take_turn(&conn, arrival.ticket).await;
+                if name != "message" {
+                    conn.lobby_text.sent_protocol_event();
+                }
                 let wants_ack = arrival.wants_ack;
                 // An event sent with no argument at all decodes as an error; for events
                 // that take no payload that is as good as `null`.
@@ -386,7 +389,7 @@ async fn dispatch(
                     "message: expected a string",
                 ));
             };
-            conn.compat.store(true, Ordering::Relaxed);
+            conn.lobby_text.sent_plain_message();
             let ack = service
                 .send_message(session, service.lobby(), &body, None)
                 .await?;
