@@ -6,6 +6,7 @@
 # Each round runs BEFORE_BINARY, then AFTER_BINARY, each with a fresh data directory,
 # listening on 127.0.0.1 and pinned to core 0, and drives it with `confab-bench fanout`
 # on core 1 (one room of 1,000 guests, 10 of them sending plain `message` events).
+# The IRC gateway is off, so that its fixed port cannot clash with another server.
 # Results go to OUT_DIR/{before,after}-ROUND.json and server logs beside them; a summary
 # of server CPU per delivery is printed at the end. Alternating the binaries spreads the
 # load of other processes on the machine over both.
@@ -44,6 +45,7 @@ for round in $(seq 1 "$rounds"); do
         taskset -c 0 "$binary" serve --listen "127.0.0.1:$port" --data-dir "$data" \
             --send-rate 1000000 --send-burst 1000000 \
             --auth-rate 1000000 --auth-burst 1000000 --log warn \
+            --irc-enabled false \
             >"$out/$label-$round.log" 2>&1 &
         server_pid=$!
         listening=no
