@@ -29,3 +29,47 @@ def test_plain_message_rejects_non_string(connect):
     error = client.error("message", {"body": "not a string"})
 
     assert error["code"] == "invalid_payload"
+
+
+def lobby_text(body: str):
+    return lambda m: isinstance(m, dict) and m.get("kind") == "text" and m.get("body") == body
+
+
+def test_plain_client_gets_one_frame_per_message(connect):
+    sender = connect()
+    reader = connect()
+
+    sender.emit("message", "one frame each")
+
+    # The sink queues `message:new` ahead of the `message` string of the same message,
+    # so once the string is in, a `message:new` for it would have arrived too.
+    for client in (sender, reader):
+        assert client.wait_for("message", lambda s: s == "one frame each")
+        assert client.received("message:new", lobby_text("one frame each")) == []
+
+
+def test_full_client_keeps_message_new(api, connect):
+    plain = connect()
+    account = api.register("full")
+    full = connect(account["token"])
+
+    plain.emit("message", "before the full client sends")
+    assert full.wait_for("message:new", lobby_text("before the full client sends"))
+    assert full.received("message") == []
+
+    full.emit("message", "from the full client")
+    assert full.wait_for("message:new", lobby_text("from the full client"))
+    assert full.wait_for("message", lambda s: s == "from the full client")
+    assert plain.wait_for("message", lambda s: s == "from the full client")
+    assert plain.received("message:new", lobby_text("from the full client")) == []
+
+
+def test_plain_client_using_protocol_gets_both(connect):
+    sender = connect()
+    upgraded = connect()
+
+    upgraded.ok("rooms:list")
+    sender.emit("message", "to both kinds")
+
+    assert upgraded.wait_for("message:new", lobby_text("to both kinds"))
+    assert upgraded.wait_for("message", lambda s: s == "to both kinds")

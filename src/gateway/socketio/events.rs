@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{AckSender, SocketRef, State, TryData};
+use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
 use socketioxide::handler::FromMessageParts;
 use socketioxide::socket::Socket;
 use std::collections::BTreeMap;
@@ -179,55 +179,53 @@ fn closing_error(conn: &Connection) -> ChatError {
     }
 }
 
-/// Registers the handlers of [`EVENTS`] and the unknown-event fallback on a socket.
+/// Registers one handler for every client event on a socket; it looks the event up in
+/// [`EVENTS`]. One handler rather than one per event keeps each idle connection's
+/// handler table, which socketioxide allocates per socket, to a single entry.
 pub(super) fn register(s: &socketioxide::extract::SocketRef) {
-    for spec in EVENTS {
-        let name = spec.name;
-        let guests = spec.guests;
-        s.on(
-            name,
-            async move |s: SocketRef,
-                        State(service): State<Arc<ChatService>>,
-                        ack: AckSender,
-                        arrival: Arrival,
-                        TryData(data): TryData<Value>| {
-                let Some(conn) = s.extensions.get::<Arc<Connection>>() else {
-                    return;
-                };
-                let _turn = take_turn(&conn, arrival.ticket).await;
-                let wants_ack = arrival.wants_ack;
-                // An event sent with no argument at all decodes as an error; for events
-                // that take no payload that is as good as `null`.
-                let data = if name == "rooms:list" {
-                    Ok(data.unwrap_or(Value::Null))
-                } else {
-                    data
-                };
-                let result = match data {
-                    _ if conn.closing.get().is_some() => Err(closing_error(&conn)),
-                    Err(err) => Err(ChatError::new(
-                        ErrorCode::InvalidPayload,
-                        format!("{name}: undecodable payload: {err}"),
-                    )),
-                    Ok(_) if !guests && conn.session.user.is_guest() => Err(ChatError::new(
-                        ErrorCode::GuestNotAllowed,
-                        format!("guest sent {name}"),
-                    )),
-                    Ok(payload) => dispatch(&service, &conn, name, payload).await,
-                };
-                reply(&s, &conn, name, ack, wants_ack, result);
-            },
-        );
-    }
-    s.on_fallback(async |s: SocketRef, ack: AckSender, arrival: Arrival| {
-        let Some(conn) = s.extensions.get::<Arc<Connection>>() else {
-            return;
-        };
-        let _turn = take_turn(&conn, arrival.ticket).await;
-        let wants_ack = arrival.wants_ack;
-        let err = ChatError::new(ErrorCode::UnknownEvent, "unknown event");
-        reply(&s, &conn, "?", ack, wants_ack, Err(err));
-    });
+    s.on_fallback(
+        async |s: SocketRef,
+               State(service): State<Arc<ChatService>>,
+               ack: AckSender,
+               arrival: Arrival,
+               Event(event): Event,
+               TryData(data): TryData<Value>| {
+            let Some(conn) = s.extensions.get::<Arc<Connection>>() else {
+                return;
+            };
+            let _turn = take_turn(&conn, arrival.ticket).await;
+            let wants_ack = arrival.wants_ack;
+            let Some(spec) = EVENTS.iter().find(|spec| spec.name == event) else {
+                let err = ChatError::new(ErrorCode::UnknownEvent, "unknown event");
+                reply(&s, &conn, "?", ack, wants_ack, Err(err));
+                return;
+            };
+            let name = spec.name;
+            if name != "message" {
+                conn.lobby_text.sent_protocol_event();
+            }
+            // An event sent with no argument at all decodes as an error; for events
+            // that take no payload that is as good as `null`.
+            let data = if name == "rooms:list" {
+                Ok(data.unwrap_or(Value::Null))
+            } else {
+                data
+            };
+            let result = match data {
+                _ if conn.closing.get().is_some() => Err(closing_error(&conn)),
+                Err(err) => Err(ChatError::new(
+                    ErrorCode::InvalidPayload,
+                    format!("{name}: undecodable payload: {err}"),
+                )),
+                Ok(_) if !spec.guests && conn.session.user.is_guest() => Err(ChatError::new(
+                    ErrorCode::GuestNotAllowed,
+                    format!("guest sent {name}"),
+                )),
+                Ok(payload) => dispatch(&service, &conn, name, payload).await,
+            };
+            reply(&s, &conn, name, ack, wants_ack, result);
+        },
+    );
 }
 
 fn reply(
@@ -386,7 +384,7 @@ async fn dispatch(
                     "message: expected a string",
                 ));
             };
-            conn.compat.store(true, Ordering::Relaxed);
+            conn.lobby_text.sent_plain_message();
             let ack = service
                 .send_message(session, service.lobby(), &body, None)
                 .await?;

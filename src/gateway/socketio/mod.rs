@@ -14,12 +14,12 @@ use crate::core::model::User;
 use crate::hub::ConnId;
 use crate::service::{ChatService, ClientAddr, Session};
 use serde::Deserialize;
-use sink::SocketSink;
+use sink::{LobbyText, SocketSink};
 use socketioxide::extract::{SocketRef, State, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::DisconnectReason;
 use socketioxide::{SocketIo, SocketIoBuilder};
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -56,8 +56,8 @@ struct Handshake {
 pub(crate) struct Connection {
     pub session: Session,
     pub lang: Lang,
-    /// Whether this connection receives lobby text as plain `message` strings.
-    pub compat: Arc<AtomicBool>,
+    /// Which frames this connection receives lobby text as.
+    pub lobby_text: Arc<LobbyText>,
     /// Why the server is closing this connection, once it is; its events are refused
     /// from then on, even while the disconnect waits for room in a full queue.
     pub closing: Arc<OnceLock<Notice>>,
@@ -166,7 +166,7 @@ async fn authenticate(
     })?;
 
     s.extensions.insert(Arc::new(Connection {
-        compat: Arc::new(AtomicBool::new(new_guest_token.is_some())),
+        lobby_text: Arc::new(LobbyText::new(new_guest_token.is_some())),
         closing: Arc::new(OnceLock::new()),
         session,
         lang,
@@ -214,7 +214,7 @@ async fn on_connect(s: SocketRef, State(service): State<Arc<ChatService>>) {
     // Register with the hub, follow every room the user belongs to, then send `session`.
     let sink = Arc::new(SocketSink::new(
         s.clone(),
-        conn.compat.clone(),
+        conn.lobby_text.clone(),
         conn.closing.clone(),
         service.lobby(),
         conn.lang,

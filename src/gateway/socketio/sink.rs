@@ -8,8 +8,53 @@ use crate::hub::{Outbound, Sink, SinkError};
 use serde::Serialize;
 use socketioxide::extract::SocketRef;
 use socketioxide::{SendError, SocketError};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+
+/// The frames a connection receives lobby text as, per the compatibility mode in
+/// docs/protocol.md.
+///
+/// A plain client (a guest created by its own handshake that has sent nothing but
+/// `message`) gets each lobby text as a `message` string only, one frame per delivery
+/// as simple Socket.IO chat servers send. A connection that uses the rest of the protocol
+/// gets `message:new`, followed by the `message` string once it is in compatibility mode.
+pub(crate) struct LobbyText(AtomicU8);
+
+const FULL: u8 = 0;
+const PLAIN: u8 = 1;
+const BOTH: u8 = 2;
+
+impl LobbyText {
+    /// Starts in plain mode when the handshake created a guest account, else in full mode.
+    pub fn new(new_guest: bool) -> Self {
+        Self(AtomicU8::new(if new_guest { PLAIN } else { FULL }))
+    }
+
+    /// Records that the client sent a `message` event: a full connection also gets the
+    /// `message` strings from now on.
+    pub fn sent_plain_message(&self) {
+        let _ = self
+            .0
+            .compare_exchange(FULL, BOTH, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// Records that the client sent another event: a plain connection also gets
+    /// `message:new` from now on, and keeps its `message` strings.
+    pub fn sent_protocol_event(&self) {
+        let _ = self
+            .0
+            .compare_exchange(PLAIN, BOTH, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// Returns whether lobby text goes out as `message:new` and whether as `message`.
+    fn frames(&self) -> (bool, bool) {
+        match self.0.load(Ordering::Relaxed) {
+            PLAIN => (false, true),
+            BOTH => (true, true),
+            _ => (true, false),
+        }
+    }
+}
 
 /// Queues hub events into socketioxide's bounded per-socket channel.
 ///
@@ -18,8 +63,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// held here and follow it, which keeps `session` the first event a client receives.
 pub(super) struct SocketSink {
     socket: SocketRef,
-    /// Whether lobby text also goes out as plain `message` strings.
-    compat: Arc<AtomicBool>,
+    /// The frames lobby text goes out as.
+    lobby_text: Arc<LobbyText>,
     /// Set by `close`; shared with the connection, which then refuses further events.
     closing: Arc<OnceLock<Notice>>,
     lobby: RoomId,
@@ -35,7 +80,7 @@ pub(super) struct SocketSink {
 impl SocketSink {
     pub fn new(
         socket: SocketRef,
-        compat: Arc<AtomicBool>,
+        lobby_text: Arc<LobbyText>,
         closing: Arc<OnceLock<Notice>>,
         lobby: RoomId,
         lang: Lang,
@@ -43,7 +88,7 @@ impl SocketSink {
     ) -> Self {
         Self {
             socket,
-            compat,
+            lobby_text,
             closing,
             lobby,
             lang,
@@ -68,19 +113,28 @@ impl SocketSink {
     }
 
     fn emit(&self, event: &Arc<Outbound>) -> Result<(), SinkError> {
-        self.socket
-            .emit(event.event.name(), event.json())
-            .map_err(map_send_error)?;
-        if self.compat.load(Ordering::Relaxed)
-            && let Event::MessageNew(m) = &event.event
+        if let Event::MessageNew(m) = &event.event
             && m.room_id == self.lobby
             && m.kind == MessageKind::Text
         {
-            self.socket
-                .emit("message", &m.body)
-                .map_err(map_send_error)?;
+            let (message_new, message) = self.lobby_text.frames();
+            if message_new {
+                self.emit_event(event)?;
+            }
+            if message {
+                self.socket
+                    .emit("message", &m.body)
+                    .map_err(map_send_error)?;
+            }
+            return Ok(());
         }
-        Ok(())
+        self.emit_event(event)
+    }
+
+    fn emit_event(&self, event: &Outbound) -> Result<(), SinkError> {
+        self.socket
+            .emit(event.event.name(), event.json())
+            .map_err(map_send_error)
     }
 }
 
