@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Run the web client's end-to-end tests in headless Chromium (tests/browser).
 #
-# Installs what is missing: Debian's chromium, a CJK font, irssi and tmux (apt-get, as
-# root), and playwright-core and typescript from tests/browser/package-lock.json (npm ci).
+# Installs what is missing: Debian's chromium, a CJK font, a colour emoji font, irssi and
+# tmux (apt-get, as root), and playwright-core and typescript from
+# tests/browser/package-lock.json (npm ci).
 # Builds confab when CONFAB_BIN is unset. Type-checks the client's modules with tsc
 # --checkJs, then runs the tests. Each test file starts its own servers on free loopback
 # ports with temporary data directories. Screenshots go to artifacts/browser/, which git ignores.
@@ -14,15 +15,17 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 
 chromium_bin="${CHROMIUM_BIN:-/usr/bin/chromium}"
-if [[ ! -x "$chromium_bin" ]] || ! fc-list 2>/dev/null | grep -qi "wenquanyi\|noto sans cjk"; then
-    echo "==> installing chromium and a CJK font with apt-get"
+# Without an emoji font, Chromium draws emoji in messages and screenshots as empty boxes.
+if [[ ! -x "$chromium_bin" ]] || ! fc-list 2>/dev/null | grep -qi "wenquanyi\|noto sans cjk" \
+    || ! fc-list 2>/dev/null | grep -qi "noto color emoji"; then
+    echo "==> installing chromium, a CJK font and an emoji font with apt-get"
     if [[ "$(id -u)" -ne 0 ]]; then
-        echo "error: $chromium_bin or a CJK font is missing; run as root or install chromium and fonts-wqy-microhei" >&2
+        echo "error: $chromium_bin, a CJK font or an emoji font is missing; run as root or install chromium, fonts-wqy-microhei and fonts-noto-color-emoji" >&2
         exit 1
     fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null
+    apt-get install -y -qq chromium fonts-wqy-microhei fonts-noto-color-emoji >/dev/null
 fi
 
 # tests/browser/irc.test.js drives irssi, a real IRC client, inside tmux.

@@ -89,18 +89,20 @@ export function openProfile(me, actions) {
   const avatarForm = el('form', {}, [
     avatarImage,
     field('profile.avatar', avatarFile),
-    el('button', { type: 'submit' }, [t('profile.upload_avatar')]),
-    el('button', {
-      type: 'button',
-      onclick: async () => {
-        try {
-          showAvatar(await api('DELETE', '/me/avatar'));
-          report(null, 'profile.saved');
-        } catch (err) {
-          report(err, '');
-        }
-      },
-    }, [t('profile.remove_avatar')]),
+    el('div', { className: 'buttons avatar-buttons' }, [
+      el('button', { type: 'submit' }, [t('profile.upload_avatar')]),
+      el('button', {
+        type: 'button',
+        onclick: async () => {
+          try {
+            showAvatar(await api('DELETE', '/me/avatar'));
+            report(null, 'profile.saved');
+          } catch (err) {
+            report(err, '');
+          }
+        },
+      }, [t('profile.remove_avatar')]),
+    ]),
   ]);
   avatarForm.addEventListener('submit', async (event) => {
     event.preventDefault();

@@ -49,3 +49,22 @@ test('new public room appears for others', async () => {
   assert.deepEqual(creator.problems, []);
   assert.deepEqual(other.problems, []);
 });
+
+test('online count counts creator and joiner', async () => {
+  const creator = await openPage(browser);
+  await registerInPage(creator.page, server.url, 'mira', 'Mira');
+  const joiner = await openPage(browser);
+  await registerInPage(joiner.page, server.url, 'oskar', 'Oskar');
+
+  // The header reads the count from the create and join replies, since the presence
+  // event sent while subscribing arrives before the client knows the room.
+  await createRoom(creator.page, 'count-room', false);
+  await creator.page.locator('.online-button', { hasText: '1 online' }).waitFor({ timeout: 10_000 });
+
+  await joiner.page.getByRole('button', { name: 'Join #count-room' }).click();
+  await joiner.page.locator('.chat-header h2', { hasText: '#count-room' }).waitFor();
+  await joiner.page.locator('.online-button', { hasText: '2 online' }).waitFor({ timeout: 10_000 });
+  await creator.page.locator('.online-button', { hasText: '2 online' }).waitFor({ timeout: 10_000 });
+  assert.deepEqual(creator.problems, []);
+  assert.deepEqual(joiner.problems, []);
+});

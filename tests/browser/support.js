@@ -55,6 +55,9 @@ export class Server {
       '--auth-burst=1000',
       '--auth-rate=60000',
       '--log=warn',
+      // The IRC gateway's default port 6667 may be taken by another server on this machine.
+      // Tests that use IRC pass their own --irc-listen on a free port.
+      ...(this.args.some((arg) => arg.startsWith('--irc-')) ? [] : ['--irc-enabled=false']),
       ...this.args,
     ], { env, stdio: ['ignore', 'pipe', 'inherit'] });
     const child = this.child;

@@ -418,7 +418,10 @@ async fn dispatch(
                 }
             };
             let room = service.find_room(&room_ref).await?;
-            to_value(service.join_room(session, room.id).await?)
+            let room = service.join_room(session, room.id).await?;
+            // The reply is a RoomEntry, so the client gets the online count at once. The
+            // `presence` sent while joining arrives before the client has the room.
+            to_value(service.room(session, room.id).await?)
         }
         "room:leave" => {
             let p: RoomOnly = decode(name, payload)?;
@@ -427,16 +430,16 @@ async fn dispatch(
         }
         "room:create" => {
             let p: CreatePayload = decode(name, payload)?;
-            to_value(
-                service
-                    .create_room(
-                        session,
-                        &p.name,
-                        p.topic.as_deref().unwrap_or(""),
-                        p.visibility,
-                    )
-                    .await?,
-            )
+            let room = service
+                .create_room(
+                    session,
+                    &p.name,
+                    p.topic.as_deref().unwrap_or(""),
+                    p.visibility,
+                )
+                .await?;
+            // A RoomEntry, with the online count, for the same reason as `room:join`.
+            to_value(service.room(session, room.id).await?)
         }
         "room:history" => {
             let p: HistoryPayload = decode(name, payload)?;
