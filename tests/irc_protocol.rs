@@ -262,6 +262,55 @@ async fn part_reason_reaches_members() {
     assert!(part.ends_with(" PART #lobby"), "{part}");
 }
 
+/// QUIT (RFC 2812 section 3.1.7): channel peers see one QUIT with the reason when a
+/// user's last connection closes, and none while another connection of that user remains.
+/// A connection closed without QUIT gets a reason that the server fills in.
+#[tokio::test]
+async fn quit_reaches_peers_after_last_connection() {
+    let server = Server::start(&[]).await;
+    let addr = irc_addr(&server);
+    let name = format!("quit{}", unique_suffix());
+    server.register(&name).await;
+    let mut alice = IrcClient::guest(addr, "aliceq").await;
+    alice.send("JOIN #lobby").await;
+    alice.expect_numeric("366").await;
+
+    let mut first = IrcClient::sasl(addr, &name, &name, PASSWORD, "server-time").await;
+    first.send("JOIN #lobby").await;
+    first.expect_numeric("366").await;
+    let mut second = IrcClient::sasl(addr, "secondq", &name, PASSWORD, "server-time").await;
+    second.send("JOIN #lobby").await;
+    second.expect_numeric("366").await;
+    alice.sync("q0").await;
+
+    first.send("QUIT :first window closed").await;
+    first.wait_for(|l| l.starts_with("ERROR ")).await;
+    let seen = alice.sync("q1").await;
+    assert!(
+        seen.iter().all(|l| command_of(l) != "QUIT"),
+        "QUIT while another connection remains: {seen:?}"
+    );
+
+    second.send("QUIT :bye, 再见 👋").await;
+    let quit = alice.wait_for(|l| command_of(l) == "QUIT").await;
+    assert!(quit.starts_with(&format!(":{name}!")), "{quit}");
+    assert_eq!(trailing(&quit), "Quit: bye, 再见 👋");
+    let rest = alice.lines_within(QUIET).await;
+    assert!(
+        rest.iter().all(|l| command_of(l) != "QUIT"),
+        "QUIT sent more than once: {rest:?}"
+    );
+
+    // A connection that drops without QUIT still gets a QUIT line, with a generic reason.
+    let mut third = IrcClient::sasl(addr, &name, &name, PASSWORD, "server-time").await;
+    third.send("JOIN #lobby").await;
+    third.expect_numeric("366").await;
+    drop(third);
+    let quit = alice.wait_for(|l| command_of(l) == "QUIT").await;
+    assert!(quit.starts_with(&format!(":{name}!")), "{quit}");
+    assert_eq!(trailing(&quit), "Connection closed");
+}
+
 /// IRCv3 labeled-response with echo-message: the echo of a labeled PRIVMSG carries the
 /// label, and no separate `ACK` is sent for it. Without echo-message the server sends
 /// `ACK`, because there is no other reply to label.

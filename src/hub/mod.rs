@@ -172,6 +172,12 @@ impl Hub {
 
     /// Unregisters a connection and announces the rooms where its user went offline.
     pub fn disconnect(&self, conn: ConnId) {
+        self.disconnect_with_reason(conn, None);
+    }
+
+    /// Unregisters a connection like `disconnect`, with `reason` in the offline
+    /// announcements, where IRC clients show it as the QUIT reason.
+    pub fn disconnect_with_reason(&self, conn: ConnId, reason: Option<String>) {
         let changes = {
             let mut t = self.write();
             let Some(c) = t.conns.remove(&conn) else {
@@ -186,7 +192,8 @@ impl Hub {
             self.metrics.online_users.set(t.users.len() as i64);
             let mut changes = Vec::new();
             for room in c.rooms {
-                if let Some(p) = self.remove_sub(&mut t, room, conn, c.user_id) {
+                if let Some(mut p) = self.remove_sub(&mut t, room, conn, c.user_id) {
+                    p.reason.clone_from(&reason);
                     changes.push(p);
                 }
             }
@@ -303,6 +310,7 @@ impl Hub {
             user_id: user,
             online: true,
             online_count: subs.users.len(),
+            reason: None,
         })
     }
 
@@ -335,6 +343,7 @@ impl Hub {
             user_id: user,
             online: false,
             online_count,
+            reason: None,
         })
     }
 

@@ -227,7 +227,13 @@ impl Connection {
     /// login session it opened.
     async fn finish(&mut self) {
         if let Some(conn_id) = self.conn_id.take() {
-            self.shared.service.hub().disconnect(conn_id);
+            // Peers on IRC see this as the QUIT reason if no other connection of the
+            // user remains.
+            let reason = self.queue.close_reason().unwrap_or("Connection closed");
+            self.shared
+                .service
+                .hub()
+                .disconnect_with_reason(conn_id, Some(reason.to_owned()));
         }
         if let Some(view) = &self.view {
             self.shared

@@ -11,7 +11,7 @@ use crate::core::error::ErrorCode;
 use crate::core::model::Visibility;
 use crate::service::Session;
 use base64::Engine as _;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// Size of an AUTHENTICATE chunk; a chunk of exactly this size means more follow.
@@ -349,12 +349,14 @@ impl Connection {
             echo_labels: Mutex::new(HashMap::new()),
             directs: Mutex::new(HashMap::new()),
             part_reasons: Mutex::new(HashMap::new()),
+            quit_users: Mutex::new(HashSet::new()),
         });
         self.view = Some(view.clone());
         let sink = Arc::new(IrcSink {
             queue: self.queue.clone(),
             view,
             server_name: self.shared.settings.server_name.clone(),
+            service: self.shared.service.clone(),
         });
         self.conn_id = Some(self.shared.service.hub().connect(user_id, session.id, sink));
         tracing::info!(peer = %self.peer, %user_id, nick, "IRC client registered");

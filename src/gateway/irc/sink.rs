@@ -10,12 +10,13 @@ use super::caps::{CapSet, Capability};
 use super::conn::add_tag;
 use super::line::{self, server_time};
 use super::names::nick_from_display_name;
-use crate::core::event::Event;
+use crate::core::event::{Event, Presence};
 use crate::core::i18n::{self, Lang, Notice};
 use crate::core::ids::{RoomId, UserId};
 use crate::core::model::{Message, MessageKind, Visibility};
 use crate::hub::{Outbound, Sink, SinkError};
-use std::collections::HashMap;
+use crate::service::ChatService;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use tokio::sync::mpsc;
@@ -110,6 +111,9 @@ pub struct ClientView {
     pub directs: Mutex<HashMap<RoomId, Option<String>>>,
     /// Reasons of this connection's PART commands, shown on its own PART line.
     pub part_reasons: Mutex<HashMap<RoomId, String>>,
+    /// Users shown as gone by a QUIT line since they were last online. A user who goes
+    /// offline sends one presence event per room, and IRC has one QUIT per user.
+    pub quit_users: Mutex<HashSet<UserId>>,
 }
 
 impl ClientView {
@@ -291,9 +295,55 @@ pub struct IrcSink {
     pub view: Arc<ClientView>,
     /// Source of the `BATCH` lines around a multi-line labeled echo.
     pub server_name: String,
+    /// Looks up the nickname of a user who quit.
+    pub service: Arc<ChatService>,
 }
 
 impl IrcSink {
+    /// Sends a QUIT line when a user sharing a channel with this client went offline,
+    /// that is, when the user's last connection on any protocol closed.
+    fn presence(&self, presence: &Presence) {
+        let user = presence.user_id;
+        if user == self.view.user_id || self.view.channel(presence.room_id).is_none() {
+            return;
+        }
+        let mut quit_users = self
+            .view
+            .quit_users
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if presence.online {
+            quit_users.remove(&user);
+            return;
+        }
+        if !quit_users.insert(user) {
+            return;
+        }
+        drop(quit_users);
+        let reason = presence
+            .reason
+            .clone()
+            .unwrap_or_else(|| "Connection closed".to_owned());
+        let service = self.service.clone();
+        let queue = self.queue.clone();
+        // The event has no display name, so the nickname comes from the store. A failed
+        // lookup only loses the QUIT line, which is a hint like presence itself.
+        tokio::spawn(async move {
+            match service.user(user).await {
+                Ok(found) => {
+                    let source = user_source(&nick_from_display_name(&found.display_name), user);
+                    let mut out = format!(":{source} QUIT");
+                    line::push_params(&mut out, &[reason.as_str()]);
+                    out.push_str("\r\n");
+                    let _ = queue.push(out);
+                }
+                Err(error) => {
+                    tracing::warn!(%user, %error, "no QUIT line: user lookup failed");
+                }
+            }
+        });
+    }
+
     fn push_all(&self, lines: impl IntoIterator<Item = String>) -> Result<(), SinkError> {
         for line in lines {
             self.queue.push(line)?;
@@ -475,8 +525,12 @@ impl Sink for IrcSink {
                     None => Ok(()),
                 }
             }
+            Event::Presence(presence) => {
+                self.presence(presence);
+                Ok(())
+            }
             // NOTE: IRC has no edits or deletions, so edited and deleted messages are not
-            // shown to IRC clients; typing and presence hints are not sent either.
+            // shown to IRC clients, and typing hints are not sent either.
             _ => Ok(()),
         }
     }
