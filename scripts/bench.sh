@@ -103,6 +103,7 @@ start_server() {
             $server_core "$confab" serve --listen "127.0.0.1:$port" --data-dir "$data" \
                 --send-rate 1000000 --send-burst 1000000 \
                 --auth-rate 1000000 --auth-burst 1000000 --log warn \
+                --irc-enabled false \
                 >>"$work/$kind.log" 2>&1 &
             ;;
         reference)
