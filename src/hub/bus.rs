@@ -912,6 +912,10 @@ async fn refresh_presence(
             pipe.cmd("ZREM").arg(key(*room)).arg(gone).ignore();
         }
     }
+    // Redis rejects an empty pipeline, which is what a node without subscribers builds.
+    if mine.is_empty() && written.values().all(HashSet::is_empty) {
+        return Ok((HashMap::new(), mine));
+    }
     let rooms: Vec<RoomId> = mine.keys().copied().collect();
     for room in &rooms {
         let key = key(*room);
