@@ -291,7 +291,7 @@ impl Bus {
     pub async fn take_token(
         &self,
         name: &str,
-        key: i64,
+        key: &str,
         burst: u32,
         per_second: f64,
     ) -> redis::RedisResult<Option<Duration>> {

@@ -481,6 +481,18 @@ def test_presence_events_carry_cluster_count(cluster: Cluster) -> None:
                 member.close()
 
 
+def test_sign_in_budget_is_shared_by_nodes(cluster: Cluster) -> None:
+    """With a burst of 3 and a slow refill, one address gets 3 sign-ins in all."""
+    strict = {"--auth-burst": "3", "--auth-rate": "0.01"}
+    nodes = [cluster.start_node(strict), cluster.start_node(strict)]
+    statuses = []
+    for n in range(6):
+        api = Api(nodes[n % 2].url)
+        statuses.append(api.request("POST", "/auth/guest", json={}).status_code)
+    assert statuses.count(201) == 3, statuses
+    assert statuses.count(429) == 3, statuses
+
+
 def test_send_budget_is_shared_by_nodes(cluster: Cluster) -> None:
     """With a burst of 4 and a slow refill, a user gets 4 sends in all, not 4 per node."""
     strict = {"--send-burst": "4", "--send-rate": "0.01"}
