@@ -142,8 +142,8 @@ impl super::ChatService {
 
 impl super::ChatService {
     /// Takes one sign-in token for the client address. With a Redis bus the budget is
-    /// shared by every node, so spreading attempts over nodes does not multiply it;
-    /// while Redis cannot answer, this node's own bucket applies instead.
+    /// shared by every node, so spreading attempts over nodes does not multiply it.
+    /// While Redis does not respond, this node's own bucket applies instead.
     pub(super) async fn check_auth_limit(
         &self,
         addr: Option<std::net::IpAddr>,
