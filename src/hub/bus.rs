@@ -76,9 +76,11 @@ pub struct BusSettings {
     pub prefix: String,
 }
 
-/// A message from one node to the others.
+/// A message from one node to the others. It is externally tagged (`{"room": {...}}`)
+/// because serde buffers internally tagged enums, and a buffered value cannot be read
+/// back as a `RawValue`.
 #[derive(Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 enum Envelope {
     /// An event for a room's subscribers.
     Room {
@@ -196,6 +198,9 @@ pub struct Bus {
     control: mpsc::UnboundedSender<Control>,
     publish: mpsc::Sender<(String, String)>,
     connected: Arc<AtomicBool>,
+    /// Presence changes on this node, which the presence task writes into Redis before
+    /// announcing them with the cluster-wide count.
+    presence: mpsc::UnboundedSender<Presence>,
     /// Online users per room across every node, as last read from Redis.
     online: Arc<std::sync::Mutex<HashMap<RoomId, usize>>>,
     /// Client for the shared rate limits, and its connection once opened.
@@ -221,6 +226,7 @@ impl Bus {
         let (sequencer, sequencer_rx) = mpsc::unbounded_channel();
         let (control, control_rx) = mpsc::unbounded_channel();
         let (publish, publish_rx) = mpsc::channel(PUBLISH_QUEUE);
+        let (presence, presence_rx) = mpsc::unbounded_channel();
         let connected = Arc::new(AtomicBool::new(false));
         let online = Arc::new(std::sync::Mutex::new(HashMap::new()));
         let bus = Arc::new(Self {
@@ -230,6 +236,7 @@ impl Bus {
             control,
             publish,
             connected: connected.clone(),
+            presence,
             online: online.clone(),
             client: client.clone(),
             limits: tokio::sync::Mutex::new(None),
@@ -244,6 +251,7 @@ impl Bus {
             prefix: settings.prefix.clone(),
             hub: Arc::downgrade(hub),
             online,
+            changes: presence_rx,
         }));
         tokio::spawn(run_subscriber(Subscriber {
             client,
@@ -265,6 +273,17 @@ impl Bus {
         online.get(&room).copied()
     }
 
+    /// Queues a presence change on this node. The presence task records it in Redis and
+    /// then publishes it with the room's online count across every node.
+    pub(super) fn announce_presence(&self, change: Presence) {
+        if let Err(mpsc::error::SendError(change)) = self.presence.send(change) {
+            tracing::debug!(
+                room = change.room_id.0,
+                "presence task stopped, change not announced"
+            );
+        }
+    }
+
     /// Takes one token from the bucket `{prefix}:limit:{name}:{key}` shared by every node:
     /// `burst` at once, refilled at `per_second`. Returns the wait before a token is free,
     /// or `None` when one was taken. The bucket follows GCRA, keyed by Redis's clock, so
@@ -272,7 +291,7 @@ impl Bus {
     pub async fn take_token(
         &self,
         name: &str,
-        key: i64,
+        key: &str,
         burst: u32,
         per_second: f64,
     ) -> redis::RedisResult<Option<Duration>> {
@@ -723,12 +742,13 @@ struct Presences {
     prefix: String,
     hub: Weak<Hub>,
     online: Arc<std::sync::Mutex<HashMap<RoomId, usize>>>,
+    changes: mpsc::UnboundedReceiver<Presence>,
 }
 
 /// Every [`PRESENCE_REFRESH`], writes this node's online users per room into a Redis
 /// sorted set `{prefix}:online:{room}` (member `user:node`, score = expiry in Unix
 /// milliseconds), drops expired members, and reads back the distinct users per room.
-async fn run_presence(presences: Presences) {
+async fn run_presence(mut presences: Presences) {
     let config = redis::aio::ConnectionManagerConfig::new()
         .set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT))
         .set_connection_timeout(Some(REDIS_RESPONSE_TIMEOUT));
@@ -740,10 +760,53 @@ async fn run_presence(presences: Presences) {
     // rather than when they expire.
     let mut written: HashMap<RoomId, HashSet<String>> = HashMap::new();
     loop {
-        tick.tick().await;
+        let change = tokio::select! {
+            _ = tick.tick() => None,
+            change = presences.changes.recv() => match change {
+                Some(change) => Some(change),
+                None => return,
+            },
+        };
         let Some(hub) = presences.hub.upgrade() else {
             return;
         };
+        if let Some(change) = change {
+            // Changes go through this task, after any refresh already under way, so a
+            // refresh built from an older snapshot cannot undo them in Redis.
+            if manager.is_none() {
+                manager = presences
+                    .client
+                    .get_connection_manager_with_config(config.clone())
+                    .await
+                    .ok();
+            }
+            let counted = match manager.as_mut() {
+                Some(conn) => record_presence(conn, &presences, &change)
+                    .await
+                    .map_err(|err| err.to_string()),
+                None => Err("Redis not reachable".to_owned()),
+            };
+            let mut change = change;
+            match counted {
+                Ok(count) => {
+                    presences
+                        .online
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(change.room_id, count);
+                    change.online_count = count;
+                }
+                Err(err) => {
+                    // Redis is down: announce with the count as last read, adjusted
+                    // by this node's own users.
+                    tracing::debug!(cause = %err, room = change.room_id.0, "presence change not recorded in Redis");
+                    change.online_count = hub.online_count(change.room_id);
+                }
+            }
+            let room = change.room_id;
+            hub.publish(room, Outbound::new(Event::Presence(change), Instant::now()));
+            continue;
+        }
         let local = hub.local_presence();
         drop(hub);
         if manager.is_none() {
@@ -782,6 +845,46 @@ async fn run_presence(presences: Presences) {
     }
 }
 
+/// Writes one presence change of this node into the room's sorted set and returns the
+/// room's distinct online users across every node.
+async fn record_presence(
+    conn: &mut redis::aio::ConnectionManager,
+    presences: &Presences,
+    change: &Presence,
+) -> redis::RedisResult<usize> {
+    let now = crate::core::time::now_millis();
+    let key = format!("{}:online:{}", presences.prefix, change.room_id.0);
+    let member = format!("{}:{}", change.user_id.0, presences.node);
+    let mut pipe = redis::pipe();
+    if change.online {
+        let expires = now + PRESENCE_TTL.as_millis() as i64;
+        pipe.cmd("ZADD")
+            .arg(&key)
+            .arg(expires)
+            .arg(&member)
+            .ignore();
+        pipe.cmd("PEXPIRE")
+            .arg(&key)
+            .arg(PRESENCE_TTL.as_millis() as u64)
+            .ignore();
+    } else {
+        pipe.cmd("ZREM").arg(&key).arg(&member).ignore();
+    }
+    pipe.cmd("ZRANGEBYSCORE").arg(&key).arg(now).arg("+inf");
+    let (members,): (Vec<String>,) = pipe.query_async(conn).await?;
+    Ok(distinct_users(&members))
+}
+
+/// Counts the distinct users among `user:node` members, because one user connected to
+/// several nodes has one member per node.
+fn distinct_users(members: &[String]) -> usize {
+    members
+        .iter()
+        .filter_map(|member| member.split_once(':').map(|(user, _)| user))
+        .collect::<HashSet<&str>>()
+        .len()
+}
+
 /// Runs one presence refresh in a single pipeline and returns the online count of
 /// every room this node has subscribers in.
 async fn refresh_presence(
@@ -809,6 +912,10 @@ async fn refresh_presence(
             pipe.cmd("ZREM").arg(key(*room)).arg(gone).ignore();
         }
     }
+    // Redis rejects an empty pipeline, which is what a node without subscribers builds.
+    if mine.is_empty() && written.values().all(HashSet::is_empty) {
+        return Ok((HashMap::new(), mine));
+    }
     let rooms: Vec<RoomId> = mine.keys().copied().collect();
     for room in &rooms {
         let key = key(*room);
@@ -829,12 +936,36 @@ async fn refresh_presence(
     let members: Vec<Vec<String>> = pipe.query_async(conn).await?;
     let mut counts = HashMap::new();
     for (room, members) in rooms.iter().zip(members) {
-        // One user connected to several nodes has one member per node.
-        let users: HashSet<&str> = members
-            .iter()
-            .filter_map(|member| member.split_once(':').map(|(user, _)| user))
-            .collect();
-        counts.insert(*room, users.len());
+        counts.insert(*room, distinct_users(&members));
     }
     Ok((counts, mine))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_envelope_round_trips() {
+        let sent = Envelope::Room {
+            node: "a".to_owned(),
+            room: RoomId(7),
+            name: "presence".to_owned(),
+            payload: RawValue::from_string(r#"{"online_count":3}"#.to_owned()).unwrap(),
+        };
+        let text = serde_json::to_string(&sent).unwrap();
+        let read: Envelope = serde_json::from_str(&text).unwrap();
+        let Envelope::Room {
+            room,
+            name,
+            payload,
+            ..
+        } = read
+        else {
+            panic!("expected a room envelope from {text}");
+        };
+        assert_eq!(room, RoomId(7));
+        assert_eq!(name, "presence");
+        assert_eq!(payload.get(), r#"{"online_count":3}"#);
+    }
 }

@@ -349,6 +349,10 @@ impl Hub {
 
     fn announce(&self, changes: Vec<Presence>) {
         for p in changes {
+            if let Some(bus) = self.bus.get() {
+                bus.announce_presence(p);
+                continue;
+            }
             let room = p.room_id;
             self.publish(room, Outbound::new(Event::Presence(p), Instant::now()));
         }

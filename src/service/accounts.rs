@@ -161,7 +161,7 @@ impl ChatService {
         password: &str,
         display_name: Option<&str>,
     ) -> ChatResult<LoginResult> {
-        self.auth_limit.check(&addr.0)?;
+        self.check_auth_limit(addr.0).await?;
         let _write = self.begin_write()?;
 
         let username = names::validate_username(username)?;
@@ -200,7 +200,7 @@ impl ChatService {
         username: &str,
         password: &str,
     ) -> ChatResult<LoginResult> {
-        self.auth_limit.check(&addr.0)?;
+        self.check_auth_limit(addr.0).await?;
         let key = names::fold_key(username.trim());
         let row = self.store.user_by_username_key(&key).await?;
         let stored_hash = row
@@ -236,7 +236,7 @@ impl ChatService {
                 "guest sign-in refused",
             ));
         }
-        self.auth_limit.check(&addr.0)?;
+        self.check_auth_limit(addr.0).await?;
         let _write = self.begin_write()?;
 
         let nickname = match nickname {

@@ -124,7 +124,7 @@ impl super::ChatService {
         let shared = bus
             .take_token(
                 "send",
-                user.0,
+                &user.0.to_string(),
                 self.config.send_burst,
                 self.config.send_per_second,
             )
@@ -135,6 +135,37 @@ impl super::ChatService {
             Err(err) => {
                 tracing::debug!(cause = %err, user_id = %user, "shared rate limit unavailable, using this node's");
                 self.send_limit.check(&user)
+            }
+        }
+    }
+}
+
+impl super::ChatService {
+    /// Takes one sign-in token for the client address. With a Redis bus the budget is
+    /// shared by every node, so spreading attempts over nodes does not multiply it.
+    /// While Redis does not respond, this node's own bucket applies instead.
+    pub(super) async fn check_auth_limit(
+        &self,
+        addr: Option<std::net::IpAddr>,
+    ) -> Result<(), ChatError> {
+        let Some(bus) = self.hub.bus() else {
+            return self.auth_limit.check(&addr);
+        };
+        let key = addr.map_or_else(|| "unknown".to_owned(), |addr| addr.to_string());
+        let shared = bus
+            .take_token(
+                "auth",
+                &key,
+                self.config.auth_burst,
+                self.config.auth_per_minute / 60.0,
+            )
+            .await;
+        match shared {
+            Ok(None) => Ok(()),
+            Ok(Some(retry_after)) => Err(ChatError::RateLimited { retry_after }),
+            Err(err) => {
+                tracing::debug!(cause = %err, addr = %key, "shared rate limit unavailable, using this node's");
+                self.auth_limit.check(&addr)
             }
         }
     }

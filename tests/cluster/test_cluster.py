@@ -455,6 +455,44 @@ def test_online_count_spans_nodes_and_drops_dead_node(cluster: Cluster) -> None:
             member.close()
 
 
+def test_presence_events_carry_cluster_count(cluster: Cluster) -> None:
+    """A `presence` event counts the room's users on every node, not on the sender's."""
+    watcher = Member(cluster, "presence0", 0, "websocket")
+    other = Member(cluster, "presence1", 1, "polling")
+    newcomer = None
+    try:
+        newcomer = Member(cluster, "presence2", 2, "websocket")
+        assert watcher.client is not None and newcomer.client is not None
+        newcomer_id = newcomer.client.user_id
+
+        def about_newcomer(online: bool):
+            return lambda p: (p["room_id"] == watcher.room_id
+                              and p["user_id"] == newcomer_id and p["online"] is online)
+
+        arrived = watcher.client.wait_for("presence", about_newcomer(True))
+        assert arrived["online_count"] == 3, arrived
+
+        newcomer.close()
+        left = watcher.client.wait_for("presence", about_newcomer(False))
+        assert left["online_count"] == 2, left
+    finally:
+        for member in (watcher, other, newcomer):
+            if member is not None:
+                member.close()
+
+
+def test_sign_in_budget_is_shared_by_nodes(cluster: Cluster) -> None:
+    """With a burst of 3 and a slow refill, one address gets 3 sign-ins in all."""
+    strict = {"--auth-burst": "3", "--auth-rate": "0.01"}
+    nodes = [cluster.start_node(strict), cluster.start_node(strict)]
+    statuses = []
+    for n in range(6):
+        api = Api(nodes[n % 2].url)
+        statuses.append(api.request("POST", "/auth/guest", json={}).status_code)
+    assert statuses.count(201) == 3, statuses
+    assert statuses.count(429) == 3, statuses
+
+
 def test_send_budget_is_shared_by_nodes(cluster: Cluster) -> None:
     """With a burst of 4 and a slow refill, a user gets 4 sends in all, not 4 per node."""
     strict = {"--send-burst": "4", "--send-rate": "0.01"}
