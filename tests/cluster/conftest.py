@@ -219,3 +219,93 @@ def cluster(
             node.stop()
         cluster.redis.stop()
         psql(database_url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+# Seconds for a private PostgreSQL server to start or stop.
+POSTGRES_TIMEOUT = 60
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of its own in a temporary directory, run as the `postgres`
+    user, so that a test can stop and restart it without touching the shared server."""
+
+    def __init__(self, base_dir: Path):
+        self.base_dir = base_dir
+        self.data_dir = base_dir / "data"
+        self.log_path = base_dir / "postgres.log"
+        self.port = free_port()
+        self.started = False
+        bin_dirs = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+        self.bin_dir = next((d for d in reversed(bin_dirs) if (d / "initdb").exists()), None)
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+
+    def run(self, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run a PostgreSQL tool as the `postgres` user (initdb rejects root)."""
+        assert self.bin_dir is not None
+        command = [str(self.bin_dir / tool), *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        return subprocess.run(
+            command, capture_output=True, text=True, timeout=POSTGRES_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def init(self) -> None:
+        """Create the cluster, or skip the test when this machine cannot run one."""
+        if self.bin_dir is None:
+            pytest.skip("no initdb under /usr/lib/postgresql/*/bin")
+        if os.geteuid() == 0:
+            if shutil.which("runuser") is None:
+                pytest.skip("runuser is missing, and initdb does not run as root")
+            try:
+                shutil.chown(self.base_dir, user="postgres", group="postgres")
+            except (LookupError, PermissionError) as error:
+                pytest.skip(f"cannot hand {self.base_dir} to the postgres user: {error}")
+            # Every parent must be searchable by postgres to reach the directory.
+            for parent in self.base_dir.parents:
+                if parent == Path(parent.anchor):
+                    break
+                parent.chmod(parent.stat().st_mode | 0o001)
+        result = self.run("initdb", "-D", str(self.data_dir), "-U", "postgres",
+                          "--auth=trust", "--no-sync")
+        if result.returncode != 0:
+            pytest.fail(f"initdb failed: {result.stderr.strip()}")
+        with open(self.data_dir / "postgresql.auto.conf", "a", encoding="utf-8") as conf:
+            conf.write(
+                f"listen_addresses = '127.0.0.1'\nport = {self.port}\n"
+                # The socket and its lock file stay in the data directory, apart from
+                # the shared server's in /var/run/postgresql.
+                f"unix_socket_directories = '{self.data_dir}'\nfsync = off\n"
+            )
+
+    def start(self) -> None:
+        result = self.run("pg_ctl", "start", "-w", "-D", str(self.data_dir),
+                          "-l", str(self.log_path), "-t", str(POSTGRES_TIMEOUT))
+        if result.returncode != 0:
+            pytest.fail(f"pg_ctl start failed: {result.stderr.strip()}; log: {self.log_path}")
+        self.started = True
+
+    def stop(self, mode: str = "fast") -> None:
+        result = self.run("pg_ctl", "stop", "-w", "-m", mode, "-D", str(self.data_dir),
+                          "-t", str(POSTGRES_TIMEOUT))
+        if result.returncode != 0:
+            pytest.fail(f"pg_ctl stop -m {mode} failed: {result.stderr.strip()}")
+        self.started = False
+
+
+@pytest.fixture
+def private_postgres(tmp_path: Path) -> Iterator[PrivatePostgres]:
+    """A private PostgreSQL server, stopped after the test whatever its outcome."""
+    base_dir = tmp_path / "postgres"
+    base_dir.mkdir()
+    server = PrivatePostgres(base_dir)
+    server.init()
+    try:
+        server.start()
+        yield server
+    finally:
+        if server.started:
+            server.stop("immediate")

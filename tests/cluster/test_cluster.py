@@ -16,7 +16,7 @@ from pathlib import Path
 import requests
 import socketio
 
-from conftest import Cluster
+from conftest import Cluster, PrivatePostgres, free_port
 from support import Api, ChatClient, expect_status
 
 # Seconds a client may take to receive every message after the last one was sent.
@@ -517,3 +517,44 @@ def test_send_budget_is_shared_by_nodes(cluster: Cluster) -> None:
     finally:
         for client in clients:
             client.close()
+
+
+# Seconds a node may take to serve again after PostgreSQL returns.
+RECOVERY_TIMEOUT = 60.0
+
+
+def test_postgres_outage_and_recovery(
+    cluster: Cluster, private_postgres: PrivatePostgres
+) -> None:
+    """One node on a PostgreSQL server of its own, which the test stops and restarts."""
+    # A port named up front, so that `--allowed-origins` accepts this node's clients.
+    cluster.node_ports.append(free_port())
+    node = cluster.start_node({"--database-url": private_postgres.url})
+    index = cluster.nodes.index(node)
+    api = cluster.api(index)
+    token = api.register("outage")["token"]
+    client = ChatClient(node.url, "websocket", auth={"token": token})
+    room_id = client.connect()["lobby_id"]
+    readyz = f"{node.url}/readyz"
+    try:
+        before = client.send(room_id, "before", client_msg_id="outage-before")
+
+        private_postgres.stop("immediate")
+        reply = client.call("message:send", {"room_id": room_id, "body": "during",
+                                             "client_msg_id": "outage-during"})
+        assert reply.get("ok") is False, f"a send without PostgreSQL was acknowledged: {reply}"
+        assert reply["error"]["code"] == "store_unavailable"
+        ready = requests.get(readyz, timeout=10)
+        assert ready.status_code == 503, ready.text
+
+        private_postgres.start()
+        wait_until(lambda: requests.get(readyz, timeout=10).status_code == 200,
+                   RECOVERY_TIMEOUT, "/readyz to return 200 after PostgreSQL restarted")
+        after = client.send(room_id, "after", client_msg_id="outage-after")
+
+        history = api.history(token, room_id)
+        stored = [(m["id"], m["body"]) for m in texts_with(history, "")]
+        assert stored == [(before["id"], "before"), (after["id"], "after")]
+        assert after["seq"] == before["seq"] + 1, "the failed send took no seq"
+    finally:
+        client.close()
