@@ -29,7 +29,7 @@ export function csrfToken() {
 }
 
 /**
- * Reports whether this browser holds a session. The server sets and clears the CSRF
+ * Returns whether this browser has a session. The server sets and clears the CSRF
  * cookie together with the session cookie, with the same lifetime.
  */
 export function hasSession() {

@@ -1,4 +1,4 @@
-// Entry point: the sign-in screen, then the chat screen once the browser holds a session.
+// Entry point: the sign-in screen, then the chat screen once the browser has a session.
 
 import { api, ApiError, forgetSession, hasSession } from './api.js';
 import { el } from './dom.js';

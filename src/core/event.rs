@@ -34,7 +34,7 @@ pub struct Presence {
     pub online: bool,
     /// Members of the room online after this change.
     pub online_count: usize,
-    /// Why the user's last connection closed (an IRC QUIT reason or a timeout), when the
+    /// Reason the user's last connection closed (an IRC QUIT reason or a timeout), when the
     /// gateway that closed it gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

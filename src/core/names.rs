@@ -20,7 +20,7 @@ pub const TOPIC_MAX_CHARS: usize = 300;
 pub const CLIENT_MSG_ID_MAX_BYTES: usize = 64;
 /// Default shortest password, in characters; no composition rules apply.
 pub const PASSWORD_MIN_CHARS: usize = 8;
-/// Longest password, in characters.
+/// Maximum password length, in characters.
 pub const PASSWORD_MAX_CHARS: usize = 128;
 
 /// Returns the comparison key of a username or room name: NFKC, then lowercase, then NFKC

@@ -113,7 +113,7 @@ impl Throughput {
 
 impl super::ChatService {
     /// Takes one send token for `user`. With a Redis bus the budget is shared by every
-    /// node; while Redis cannot answer, this node's own bucket applies instead.
+    /// node; while Redis does not respond, this node's own bucket applies instead.
     pub(super) async fn check_send_limit(
         &self,
         user: crate::core::ids::UserId,

@@ -21,6 +21,9 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// PostgreSQL implementation of [`Store`].
 ///
+/// NOTE: most methods repeat `SqliteStore`'s around the shared SQL in `sql.rs`; a
+/// generic implementation over both pools would remove the copy.
+///
 /// Calls that can fail with an ordinary rejection (a taken name, an already deleted
 /// message) log their errors at debug level; the gateway logs real faults once.
 pub struct PgStore {

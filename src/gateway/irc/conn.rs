@@ -370,7 +370,7 @@ impl Connection {
         None
     }
 
-    /// Sends the replies gathered for a labeled command as IRCv3 labeled-response says:
+    /// Sends the replies gathered for a labeled command as IRCv3 labeled-response specifies:
     /// none as `ACK`, one with the label, several in a `labeled-response` batch.
     fn flush_labeled(&mut self, label: Option<&str>) {
         let Some(replies) = self.pending.take() else {
@@ -434,7 +434,7 @@ impl Connection {
         out
     }
 
-    /// Queues a line, or holds it for the labeled response being built.
+    /// Queues a line, or keeps it for the labeled response being built.
     pub fn emit(&mut self, line: String) {
         match &mut self.pending {
             Some(pending) => pending.push(line),

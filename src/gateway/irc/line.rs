@@ -26,7 +26,7 @@ pub struct Message {
     pub params: Vec<String>,
 }
 
-/// Why a line could not be parsed.
+/// Reason a line could not be parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ParseError {
     /// The line has no command (only tags, a source or spaces).

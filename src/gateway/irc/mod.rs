@@ -44,7 +44,7 @@ pub struct IrcSettings {
     pub registration_timeout: Duration,
 }
 
-/// Who holds a nickname: a connection still registering, or a signed-in user (whose
+/// Owner of a nickname: a connection still registering, or a signed-in user (whose
 /// several connections share it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum NickOwner {
@@ -58,7 +58,7 @@ pub(crate) enum NickOwner {
 pub(crate) struct NickTable(Mutex<HashMap<String, (NickOwner, usize)>>);
 
 impl NickTable {
-    /// Takes `nick` for `owner`, or reports false if another owner holds it. The check
+    /// Takes `nick` for `owner`, or returns false if another owner has it. The check
     /// and the insert happen under one lock, so of two clients racing for one nickname
     /// exactly one gets it.
     pub fn claim(&self, nick: &str, owner: NickOwner) -> bool {
@@ -72,7 +72,7 @@ impl NickTable {
     }
 
     /// Hands `nick` from the registering connection `from` to `to`, or claims it for `to`
-    /// if `from` does not hold it. Reports false if a third owner holds it.
+    /// if `from` does not own it. Returns false if a third owner has it.
     pub fn transfer(&self, nick: &str, from: NickOwner, to: NickOwner) -> bool {
         let mut table = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let entry = table.entry(names::nick_key(nick)).or_insert((to, 0));

@@ -326,7 +326,7 @@ impl Connection {
         let pending = NickOwner::Connection(self.serial);
 
         // The nickname shows the display name, so messages from this user carry it on
-        // every protocol. If another user holds it here, the user id makes it unique.
+        // every protocol. If another user has it on this node, the user id makes it unique.
         let mut nick = nick_from_display_name(&session.user.display_name);
         if !self.shared.nicks.transfer(&nick, pending, owner) {
             nick = format!("{nick}-{user_id}");

@@ -328,6 +328,8 @@ impl IrcSink {
         let queue = self.queue.clone();
         // The event has no display name, so the nickname comes from the store. A failed
         // lookup only loses the QUIT line, which is a hint like presence itself.
+        // NOTE: the lookup runs in its own task, so the QUIT line can land after lines
+        // queued behind it; carrying the display name in the event would remove that.
         tokio::spawn(async move {
             match service.user(user).await {
                 Ok(found) => {

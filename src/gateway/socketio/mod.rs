@@ -56,7 +56,7 @@ struct Handshake {
 pub(crate) struct Connection {
     pub session: Session,
     pub lang: Lang,
-    /// Which frames this connection receives lobby text as.
+    /// Frame kinds this connection receives lobby text as.
     pub lobby_text: Arc<LobbyText>,
     /// Why the server is closing this connection, once it is; its events are refused
     /// from then on, even while the disconnect waits for room in a full queue.
