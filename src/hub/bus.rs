@@ -157,6 +157,7 @@ fn decode_event(name: &str, payload: &RawValue) -> Option<Event> {
             let wire: RoomRemovedWire = serde_json::from_str(json).ok()?;
             let reason = match wire.reason.as_str() {
                 "kicked" => "kicked",
+                "banned" => "banned",
                 _ => "left",
             };
             Event::RoomRemoved(RoomRemoved {
