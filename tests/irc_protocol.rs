@@ -939,9 +939,10 @@ async fn moderated_and_topic_modes() {
     assert!(unknown.contains(" k "), "{unknown}");
 }
 
-/// Modern IRC "Ban Channel Mode" and RFC 2812 3.2.3: +b bans and removes a member (MODE
-/// and KICK relayed), the banned user gets 474 on JOIN (RFC 2812 3.2.1), `MODE #chan b`
-/// lists bans with 367 and 368, masks naming no single user get 696, and -b lifts it.
+/// Modern IRC "Ban Channel Mode" and RFC 2812 3.2.3: +b bans and removes a member, and
+/// members see the MODE and KICK lines. The banned user gets 474 on JOIN (RFC 2812
+/// 3.2.1). `MODE #chan b` lists bans with 367 and 368, masks that name no single user get
+/// 696, and -b lifts the ban.
 #[tokio::test]
 async fn ban_list_and_join_refusal() {
     let server = Server::start(&[]).await;

@@ -139,8 +139,8 @@ pub fn error_message(code: ErrorCode, lang: Lang) -> &'static str {
         ),
         ErrorCode::AlreadyMember => ("Already a member of this room.", "已经是该房间的成员。"),
         ErrorCode::Banned => (
-            "That user is banned from this room; a moderator must lift the ban first.",
-            "该用户已被禁止进入此房间，须由管理员先解除封禁。",
+            "The user is banned from this room, so they can neither join nor be invited until a moderator lifts the ban.",
+            "该用户已被此房间封禁，在管理员解除封禁之前既不能加入也不能被邀请。",
         ),
         ErrorCode::NotBanned => (
             "That user is not banned from this room.",

@@ -130,8 +130,8 @@ pub enum MessageKind {
     Ban,
     /// A moderator lifted the target's ban.
     Unban,
-    /// A moderator changed room settings; the body lists the changes, see
-    /// [`SettingsChange`].
+    /// A moderator changed room settings. The body lists the changes, as
+    /// [`SettingsChange`] describes.
     Settings,
 }
 
@@ -180,9 +180,9 @@ pub struct Message {
     pub author_id: Option<UserId>,
     /// Author's display name when the message was sent.
     pub author_name: String,
-    /// Text for `text`; the new topic for `topic`; the reason, possibly empty, for `leave`
-    /// and `ban`; the changed settings for `settings` (see [`SettingsChange`]); empty for
-    /// other events, and after deletion.
+    /// The text of a `text` message, the new topic of a `topic` event, the reason (possibly
+    /// empty) of a `leave` or `ban` event, or the changed settings of a `settings` event
+    /// (see [`SettingsChange`]). Other events, and deleted messages, have an empty body.
     pub body: String,
     /// For `kick`, `invite`, `ban` and `unban`: the user acted upon.
     pub target_id: Option<UserId>,

@@ -11,7 +11,7 @@ use crate::hub::Outbound;
 use crate::store::NewBan;
 use std::time::Instant;
 
-/// New values for a room's settings; `None` leaves a setting as it is.
+/// New values for a room's settings. A `None` field leaves that setting as it is.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RoomSettings {
     pub moderated: Option<bool>,
@@ -103,8 +103,9 @@ impl ChatService {
         Ok(())
     }
 
-    /// Lifts a user's ban, with an `unban` event in the room; moderators only. The user
-    /// may then join or be invited again. A user who is not banned is `NotBanned`.
+    /// Lifts a user's ban and stores an `unban` event in the room. Only moderators may do
+    /// this. The user may then join or be invited again. A user who is not banned is
+    /// `NotBanned`.
     pub async fn unban(
         &self,
         session: &Session,
@@ -133,7 +134,7 @@ impl ChatService {
         Ok(())
     }
 
-    /// Lists a room's bans, oldest first; moderators only.
+    /// Lists a room's bans, oldest first, for moderators only.
     pub async fn bans(&self, session: &Session, room_id: RoomId) -> ChatResult<Vec<Ban>> {
         self.read_limit.check(&session.user_id())?;
         self.moderator_role(session, room_id).await?;
@@ -173,7 +174,7 @@ impl ChatService {
         Ok(())
     }
 
-    /// Changes a room's settings; moderators only. When something changed, a `settings`
+    /// Changes a room's settings, for moderators only. When something changed, a `settings`
     /// event listing the changes is stored and `room:updated` goes to the room's
     /// subscribers on every node. Returns the room as it is afterwards.
     pub async fn update_room_settings(

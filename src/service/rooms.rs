@@ -254,7 +254,7 @@ impl ChatService {
             Visibility::Direct => return Err(not_found()),
         };
         // Checked after the visibility rules, so a private room stays hidden from a banned
-        // user without an invitation; a ban deletes the invitation and blocks new ones.
+        // user without an invitation. A ban deletes the invitation and blocks new ones.
         self.check_not_banned(room_id, session.user_id()).await?;
 
         // Events written to the room count against the same budget as messages.

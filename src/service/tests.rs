@@ -1193,7 +1193,7 @@ async fn resend_on_two_postgres_nodes_stores_once() {
     }
 }
 
-/// Records the names of the events a connection receives.
+/// Records every event delivered to a connection.
 #[derive(Default)]
 struct RecordingSink {
     events: std::sync::Mutex<Vec<crate::core::event::Event>>,

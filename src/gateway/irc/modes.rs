@@ -262,7 +262,7 @@ impl Connection {
         };
         match result {
             Ok(()) => {}
-            // Removing a ban that does not exist changes nothing, as on other servers.
+            // Removing a ban that does not exist changes nothing and gets no reply.
             Err(err) if err.code() == ErrorCode::NotBanned => {}
             Err(err) if err.code() == ErrorCode::UserNotFound => {
                 self.numeric(ERR_NOSUCHNICK, &[mask, "No such nick/channel"]);
