@@ -969,4 +969,30 @@ mod tests {
         assert_eq!(name, "presence");
         assert_eq!(payload.get(), r#"{"online_count":3}"#);
     }
+
+    #[test]
+    fn banned_removal_keeps_its_reason() {
+        let payload =
+            RawValue::from_string(r#"{"room_id":4,"reason":"banned"}"#.to_owned()).unwrap();
+        let Some(Event::RoomRemoved(removed)) = decode_event("room:removed", &payload) else {
+            panic!("room:removed did not decode");
+        };
+        assert_eq!(removed.reason, "banned");
+    }
+
+    #[test]
+    fn room_update_without_settings_gets_defaults() {
+        // A node from before room settings sends a Room without them.
+        let payload = RawValue::from_string(
+            r#"{"id":4,"name":"a","topic":"","visibility":"public","owner_id":null,
+                "last_seq":1,"last_rev":1,"created_at":0,"member_count":1}"#
+                .to_owned(),
+        )
+        .unwrap();
+        let Some(Event::RoomUpdated(room)) = decode_event("room:updated", &payload) else {
+            panic!("room:updated did not decode");
+        };
+        assert!(!room.moderated);
+        assert!(room.topic_locked);
+    }
 }
