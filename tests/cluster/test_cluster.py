@@ -488,7 +488,9 @@ def test_moderation_reaches_other_nodes(cluster: Cluster) -> None:
     watcher = Member(cluster, "modwatch1", 1, "websocket")
     banned = Member(cluster, "modbanned2", 2, "polling")
     try:
-        assert owner.client and watcher.client and banned.client
+        assert owner.client is not None
+        assert watcher.client is not None
+        assert banned.client is not None
         room = owner.client.ok("room:create", {"name": "cluster-stage", "visibility": "public"})
         for member in (watcher, banned):
             assert member.client is not None
