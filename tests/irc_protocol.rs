@@ -873,3 +873,128 @@ async fn kick_needs_moderator_and_whois_names_account() {
     guest.send("WHOIS nobody-here").await;
     guest.expect_numeric("401").await;
 }
+
+/// Signs in a registered account over IRC with PASS and returns the client.
+async fn registered_client(server: &Server, name: &str) -> IrcClient {
+    server.register(name).await;
+    let mut client = IrcClient::connect(irc_addr(server)).await;
+    client.send(&format!("PASS :{name}:{PASSWORD}")).await;
+    client.send(&format!("NICK {name}")).await;
+    client.send("USER m 0 * :M").await;
+    client.expect_numeric("001").await;
+    client
+}
+
+/// Modern IRC "Channel modes" and RFC 2812 3.2.3: MODE #chan shows the modes with 324,
+/// +m and -t are relayed to members as MODE lines, non-operators get 482, and in a
+/// moderated channel a member's PRIVMSG gets 404 (RFC 2812 3.3.1).
+#[tokio::test]
+async fn moderated_and_topic_modes() {
+    let server = Server::start(&[]).await;
+    let addr = irc_addr(&server);
+    let owner_name = format!("chair{}", unique_suffix());
+    let mut owner = registered_client(&server, &owner_name).await;
+    let isupport = owner.wait_for(|l| l.contains(" CHANMODES=")).await;
+    assert!(isupport.contains(" CHANMODES=b,,,imt "), "{isupport}");
+    owner.send("JOIN #panel").await;
+    owner.expect_numeric("366").await;
+    owner.send("MODE #panel").await;
+    let modes = owner.expect_numeric("324").await;
+    assert!(modes.ends_with(" #panel +t"), "{modes}");
+
+    let mut guest = IrcClient::guest(addr, "floor").await;
+    guest.send("JOIN #panel").await;
+    guest.expect_numeric("366").await;
+    guest.send("MODE #panel +m").await;
+    guest.expect_numeric("482").await;
+
+    owner.send("MODE #panel +m").await;
+    let relayed = format!(":{owner_name}!");
+    for client in [&mut owner, &mut guest] {
+        let line = client
+            .wait_for(|l| l.starts_with(&relayed) && command_of(l) == "MODE")
+            .await;
+        assert!(line.ends_with(" MODE #panel +m"), "{line}");
+    }
+    guest.send("PRIVMSG #panel :may I speak?").await;
+    let refused = guest.expect_numeric("404").await;
+    assert!(refused.contains("moderated"), "{refused}");
+
+    owner.send("MODE #panel -t").await;
+    let line = guest
+        .wait_for(|l| l.starts_with(&relayed) && command_of(l) == "MODE")
+        .await;
+    assert!(line.ends_with(" MODE #panel -t"), "{line}");
+    guest.send("MODE #panel").await;
+    let modes = guest.expect_numeric("324").await;
+    assert!(modes.ends_with(" #panel +m"), "{modes}");
+    // Without +t any member sets the topic (RFC 2812 3.2.4).
+    guest.send("TOPIC #panel :open questions").await;
+    let topic = owner.wait_for(|l| command_of(l) == "TOPIC").await;
+    assert!(topic.starts_with(":floor!"), "{topic}");
+    assert_eq!(trailing(&topic), "open questions");
+
+    guest.send("MODE #panel +k secret").await;
+    let unknown = guest.expect_numeric("472").await;
+    assert!(unknown.contains(" k "), "{unknown}");
+}
+
+/// Modern IRC "Ban Channel Mode" and RFC 2812 3.2.3: +b bans and removes a member, and
+/// members see the MODE and KICK lines. The banned user gets 474 on JOIN (RFC 2812
+/// 3.2.1). `MODE #chan b` lists bans with 367 and 368, masks that name no single user get
+/// 696, and -b lifts the ban.
+#[tokio::test]
+async fn ban_list_and_join_refusal() {
+    let server = Server::start(&[]).await;
+    let addr = irc_addr(&server);
+    let owner_name = format!("host{}", unique_suffix());
+    let mut owner = registered_client(&server, &owner_name).await;
+    owner.send("JOIN #guarded").await;
+    owner.expect_numeric("366").await;
+    let mut troll = IrcClient::guest(addr, "trollb").await;
+    troll.send("JOIN #guarded").await;
+    troll.expect_numeric("366").await;
+    let mut bystander = IrcClient::guest(addr, "watcher").await;
+    bystander.send("JOIN #guarded").await;
+    bystander.expect_numeric("366").await;
+
+    bystander.send("MODE #guarded +b trollb").await;
+    bystander.expect_numeric("482").await;
+    bystander.send("MODE #guarded b").await;
+    bystander.expect_numeric("482").await;
+    owner.send("MODE #guarded +b *!*@*").await;
+    let invalid = owner.expect_numeric("696").await;
+    assert!(invalid.contains(" #guarded +b *!*@* "), "{invalid}");
+
+    owner.send("MODE #guarded +b trollb!*@*").await;
+    for client in [&mut bystander, &mut troll] {
+        let mode = client.wait_for(|l| command_of(l) == "MODE").await;
+        assert!(mode.starts_with(&format!(":{owner_name}!")), "{mode}");
+        assert!(mode.contains(" MODE #guarded +b trollb!u"), "{mode}");
+        let kick = client.wait_for(|l| command_of(l) == "KICK").await;
+        assert!(kick.contains(" KICK #guarded trollb"), "{kick}");
+    }
+    troll.send("JOIN #guarded").await;
+    let refused = troll.expect_numeric("474").await;
+    assert!(refused.contains(" #guarded "), "{refused}");
+    troll.send("PRIVMSG #guarded :let me in").await;
+    troll.expect_numeric("404").await;
+
+    owner.send("MODE #guarded b").await;
+    let entry = owner.expect_numeric("367").await;
+    let params: Vec<&str> = entry.split(' ').collect();
+    assert_eq!(params[3], "#guarded", "{entry}");
+    assert!(params[4].starts_with("trollb!u"), "{entry}");
+    assert_eq!(params[5], owner_name, "{entry}");
+    assert!(params[6].parse::<u64>().is_ok(), "{entry}");
+    owner.expect_numeric("368").await;
+
+    // The listed mask lifts the ban.
+    owner.send(&format!("MODE #guarded -b {}", params[4])).await;
+    let lifted = bystander.wait_for(|l| command_of(l) == "MODE").await;
+    assert!(lifted.contains(" MODE #guarded -b trollb!u"), "{lifted}");
+    troll.send("JOIN #guarded").await;
+    troll
+        .wait_for(|l| l.starts_with(":trollb!") && l.ends_with("JOIN #guarded"))
+        .await;
+}

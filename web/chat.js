@@ -50,6 +50,7 @@ const state = {
   /** @type {'connecting' | 'online' | 'reconnecting'} */ connection: 'connecting',
   membersOpen: false,
   /** @type {any[]} */ members: [],
+  /** @type {any[]} bans of the current room, loaded for moderators only */ bans: [],
   /** @type {Map<number, string>} versioned avatar address per user id, from User objects */ avatars: new Map(),
   /** @type {number | null} id of the message being edited */ editing: null,
   /** @type {string} error code shown above the composer */ alert: '',
@@ -94,7 +95,11 @@ export function startChat(root, onSignedOut) {
     // `room:added` carries a Room, without the peer that names a direct room.
     if (room.visibility === 'direct') refreshRoomList();
   });
-  socket.on('room:updated', (room) => upsertRoom(room));
+  socket.on('room:updated', (room) => {
+    upsertRoom(room);
+    // The settings toggles in the members panel show the room's current values.
+    if (room.id === state.currentId) renderMembers();
+  });
   socket.on('room:created', onRoomCreated);
   socket.on('room:removed', onRemoved);
   socket.on('typing', onTyping);
@@ -559,6 +564,9 @@ function applyMessage(room, message) {
   }
 }
 
+/** System events after which the member and ban lists of the room may differ. */
+const MEMBERSHIP_KINDS = new Set(['join', 'leave', 'kick', 'ban', 'unban']);
+
 /** Handles `message:new` and `message:edited`. @param {Message} message */
 function applyLive(message) {
   const room = state.rooms.get(message.room_id);
@@ -567,6 +575,9 @@ function applyLive(message) {
   const known = room.messages.has(message.id);
   applyMessage(room, message);
   room.typing.delete(message.author_id ?? -1);
+  if (message.room_id === state.currentId && state.membersOpen && MEMBERSHIP_KINDS.has(message.kind)) {
+    loadMembers();
+  }
   if (message.room_id === state.currentId) {
     renderMessages({ stick: atBottom || message.author_id === state.me?.id });
     if (!known && message.kind === 'text' && message.author_id !== state.me?.id) {
@@ -760,6 +771,9 @@ function renderChatHeader() {
       el('h2', {}, [el('bdi', {}, [roomTitle(entry)])]),
       entry.topic ? el('p', { className: 'topic' }, [el('bdi', {}, [entry.topic])]) : null,
     ]),
+    entry.moderated
+      ? el('span', { className: 'badge', title: t('chat.moderated_hint') }, [t('chat.moderated')])
+      : null,
     el('button', {
       type: 'button', className: 'online-button', 'aria-expanded': String(state.membersOpen),
       onclick: toggleMembers,
@@ -898,6 +912,12 @@ async function loadMembers() {
   const reply = await request('room:members', { room_id: id });
   if (!reply.ok || id !== state.currentId) return;
   state.members = reply.data;
+  state.bans = [];
+  if (isModerator(state.rooms.get(id)?.entry.role)) {
+    const bans = await request('room:bans', { room_id: id });
+    if (id !== state.currentId) return;
+    if (bans.ok) state.bans = bans.data;
+  }
   let changed = false;
   for (const member of state.members) changed = rememberAvatar(member.user) || changed;
   if (changed) renderMessages();
@@ -907,13 +927,17 @@ async function loadMembers() {
 function renderMembers() {
   ui.members.hidden = !state.membersOpen || state.currentId === null;
   if (ui.members.hidden) return;
+  const entry = state.currentId === null ? undefined : state.rooms.get(state.currentId)?.entry;
+  const myRole = entry?.role;
+  const moderating = isModerator(myRole) && entry?.visibility !== 'direct';
   const members = [...state.members].sort((a, b) =>
     Number(b.online) - Number(a.online) || a.user.display_name.localeCompare(b.user.display_name));
-  ui.members.replaceChildren(
+  fill(ui.members, [
     el('div', { className: 'members-top' }, [
       el('h2', {}, [t('members.heading')]),
       el('button', { type: 'button', className: 'small', onclick: toggleMembers }, [t('dialog.close')]),
     ]),
+    moderating && entry ? roomSettingsForm(entry) : null,
     el('ul', {}, members.map((member) => el('li', { className: member.online ? 'member online' : 'member' }, [
       el('img', { className: 'avatar small', alt: '', src: member.user.avatar_url }),
       nameNode(member.user.display_name),
@@ -923,8 +947,96 @@ function renderMembers() {
       member.user.id !== state.me?.id && member.user.kind === 'registered' && state.me?.kind === 'registered'
         ? el('button', { type: 'button', className: 'small', onclick: () => openDirect(member.user.id) }, [t('members.direct')])
         : null,
+      moderating && member.user.id !== state.me?.id && outranks(myRole, member.role)
+        ? el('button', {
+          type: 'button', className: 'small danger', onclick: () => banMember(member.user),
+        }, [t('members.ban')])
+        : null,
     ]))),
-  );
+    moderating ? banList() : null,
+  ]);
+}
+
+/** Reports whether a role moderates its room. @param {string | null | undefined} role */
+function isModerator(role) {
+  return role === 'owner' || role === 'admin';
+}
+
+const ROLE_RANK = { owner: 3, admin: 2, member: 1, guest: 0 };
+
+/** Reports whether `role` may ban or remove someone holding `target`, as the server rules. */
+function outranks(/** @type {string | null | undefined} */ role, /** @type {string} */ target) {
+  const mine = ROLE_RANK[/** @type {keyof typeof ROLE_RANK} */ (role ?? 'guest')] ?? 0;
+  const theirs = ROLE_RANK[/** @type {keyof typeof ROLE_RANK} */ (target)] ?? 0;
+  return isModerator(role) && mine > theirs;
+}
+
+/** Builds the moderators' toggles for the room's settings. @param {any} entry */
+function roomSettingsForm(entry) {
+  const toggle = (/** @type {'moderated' | 'topic_locked'} */ setting) => el('label', { className: 'setting' }, [
+    el('input', {
+      type: 'checkbox', name: setting, checked: Boolean(entry[setting]),
+      onchange: (/** @type {Event} */ event) => {
+        const input = /** @type {HTMLInputElement} */ (event.target);
+        updateSetting(entry.id, setting, input.checked, input);
+      },
+    }),
+    t(`settings.${setting}`),
+  ]);
+  return el('fieldset', { className: 'room-settings' }, [
+    el('legend', {}, [t('settings.heading')]),
+    toggle('moderated'),
+    toggle('topic_locked'),
+  ]);
+}
+
+/**
+ * Sends one setting change; on failure the checkbox goes back and the error is shown.
+ * @param {number} roomId @param {'moderated' | 'topic_locked'} setting @param {boolean} value
+ * @param {HTMLInputElement} input
+ */
+async function updateSetting(roomId, setting, value, input) {
+  const reply = await request('room:settings', { room_id: roomId, [setting]: value });
+  if (!reply.ok) {
+    input.checked = !value;
+    return showAlert(reply.error?.code);
+  }
+  upsertRoom(reply.data);
+}
+
+/** Lists the room's bans with an unban button each, for moderators. */
+function banList() {
+  return el('section', { className: 'bans' }, [
+    el('h3', {}, [t('bans.heading')]),
+    state.bans.length === 0
+      ? el('p', { className: 'muted' }, [t('bans.none')])
+      : el('ul', {}, state.bans.map((ban) => el('li', { className: 'member' }, [
+        nameNode(ban.user.display_name),
+        ban.reason ? el('span', { className: 'muted' }, [el('bdi', {}, [ban.reason])]) : null,
+        el('button', { type: 'button', className: 'small', onclick: () => unbanUser(ban.user.id) }, [t('bans.lift')]),
+      ]))),
+  ]);
+}
+
+/** Asks for a reason, then bans a member from the current room. @param {any} user */
+async function banMember(user) {
+  const id = state.currentId;
+  if (id === null) return;
+  const reason = window.prompt(t('members.ban_prompt', { name: user.display_name }), '');
+  // Cancel returns null; an empty reason still bans.
+  if (reason === null) return;
+  const reply = await request('room:ban', { room_id: id, user_id: user.id, reason });
+  if (!reply.ok) return showAlert(reply.error?.code);
+  loadMembers();
+}
+
+/** Lifts a ban in the current room. @param {number} userId */
+async function unbanUser(userId) {
+  const id = state.currentId;
+  if (id === null) return;
+  const reply = await request('room:unban', { room_id: id, user_id: userId });
+  if (!reply.ok) return showAlert(reply.error?.code);
+  loadMembers();
 }
 
 // ---------------------------------------------------------------------------------------

@@ -99,8 +99,24 @@ function systemText(message, nameOf) {
     parts.name = nameNode(remover ?? '');
   } else if (message.kind === 'topic' && !message.body) {
     key = 'msg.topic_cleared';
+  } else if (message.kind === 'ban' && message.body) {
+    key = 'msg.ban_reason';
+  } else if (message.kind === 'settings') {
+    parts.changes = document.createTextNode(settingsText(message.body));
   }
   return fillTemplate(t(key), parts);
+}
+
+/**
+ * Translates the body of a `settings` event, such as `+moderated -topic_locked`, into a
+ * list of sentences; unknown items are skipped, as newer servers may add settings.
+ * @param {string} body @returns {string}
+ */
+function settingsText(body) {
+  return body.split(/\s+/)
+    .filter((item) => /^[+-](moderated|topic_locked)$/.test(item))
+    .map((item) => t(`settings.${item.slice(1)}_${item[0] === '+' ? 'on' : 'off'}`))
+    .join(t('settings.separator'));
 }
 
 /**

@@ -44,7 +44,7 @@ pub struct Presence {
 #[derive(Clone, Debug, Serialize)]
 pub struct RoomRemoved {
     pub room_id: RoomId,
-    /// `left`, `kicked`.
+    /// `left`, `kicked`, `banned`.
     pub reason: &'static str,
 }
 

@@ -138,6 +138,18 @@ pub fn error_message(code: ErrorCode, lang: Lang) -> &'static str {
             "该用户不是此房间的成员。",
         ),
         ErrorCode::AlreadyMember => ("Already a member of this room.", "已经是该房间的成员。"),
+        ErrorCode::Banned => (
+            "The user is banned from this room, so they can neither join nor be invited until a moderator lifts the ban.",
+            "该用户已被此房间封禁，在管理员解除封禁之前既不能加入也不能被邀请。",
+        ),
+        ErrorCode::NotBanned => (
+            "That user is not banned from this room.",
+            "该用户未被此房间封禁。",
+        ),
+        ErrorCode::RoomModerated => (
+            "This room is moderated: only its owner and admins may post.",
+            "此房间处于审核模式：只有房主和管理员可以发言。",
+        ),
         ErrorCode::NotFound => ("Not found.", "未找到。"),
         ErrorCode::RoomNotFound => ("No such room.", "房间不存在。"),
         ErrorCode::UserNotFound => ("No such user.", "用户不存在。"),

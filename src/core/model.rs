@@ -81,6 +81,17 @@ pub struct Room {
     pub last_rev: i64,
     pub created_at: Millis,
     pub member_count: i64,
+    /// Only owners and admins may post while this is set.
+    #[serde(default)]
+    pub moderated: bool,
+    /// Only owners and admins may set the topic while this is set; otherwise any member
+    /// may. New rooms start locked.
+    #[serde(default = "locked_by_default")]
+    pub topic_locked: bool,
+}
+
+fn locked_by_default() -> bool {
+    true
 }
 
 /// A room as listed for one user, with that user's role.
@@ -115,6 +126,13 @@ pub enum MessageKind {
     Kick,
     Topic,
     Invite,
+    /// A moderator banned the target, which also removed them from the room.
+    Ban,
+    /// A moderator lifted the target's ban.
+    Unban,
+    /// A moderator changed room settings. The body lists the changes, as
+    /// [`SettingsChange`] describes.
+    Settings,
 }
 
 impl MessageKind {
@@ -127,6 +145,9 @@ impl MessageKind {
             MessageKind::Kick => "kick",
             MessageKind::Topic => "topic",
             MessageKind::Invite => "invite",
+            MessageKind::Ban => "ban",
+            MessageKind::Unban => "unban",
+            MessageKind::Settings => "settings",
         }
     }
 
@@ -139,6 +160,9 @@ impl MessageKind {
             "kick" => Some(MessageKind::Kick),
             "topic" => Some(MessageKind::Topic),
             "invite" => Some(MessageKind::Invite),
+            "ban" => Some(MessageKind::Ban),
+            "unban" => Some(MessageKind::Unban),
+            "settings" => Some(MessageKind::Settings),
             _ => None,
         }
     }
@@ -156,9 +180,11 @@ pub struct Message {
     pub author_id: Option<UserId>,
     /// Author's display name when the message was sent.
     pub author_name: String,
-    /// Text for `text`; the new topic for `topic`; empty for other events, and after deletion.
+    /// The text of a `text` message, the new topic of a `topic` event, the reason (possibly
+    /// empty) of a `leave` or `ban` event, or the changed settings of a `settings` event
+    /// (see [`SettingsChange`]). Other events, and deleted messages, have an empty body.
     pub body: String,
-    /// For `kick` and `invite`: the user acted upon.
+    /// For `kick`, `invite`, `ban` and `unban`: the user acted upon.
     pub target_id: Option<UserId>,
     pub target_name: Option<String>,
     pub client_msg_id: Option<String>,
@@ -173,6 +199,81 @@ impl Message {
     pub fn is_deleted(&self) -> bool {
         self.deleted_at.is_some()
     }
+}
+
+/// One room setting turned on or off, as listed in the body of a `settings` event:
+/// `+name` or `-name`, separated by spaces, for example `+moderated -topic_locked`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SettingsChange {
+    pub setting: RoomSetting,
+    pub enabled: bool,
+}
+
+/// A room setting that moderators switch on and off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoomSetting {
+    Moderated,
+    TopicLocked,
+}
+
+impl RoomSetting {
+    /// Returns the name used in `settings` event bodies, equal to the room field's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomSetting::Moderated => "moderated",
+            RoomSetting::TopicLocked => "topic_locked",
+        }
+    }
+}
+
+impl SettingsChange {
+    /// Encodes a list of changes as a `settings` event body.
+    pub fn encode(changes: &[SettingsChange]) -> String {
+        changes
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}{}",
+                    if c.enabled { '+' } else { '-' },
+                    c.setting.as_str()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Decodes a `settings` event body, skipping names this version does not know.
+    pub fn decode(body: &str) -> Vec<SettingsChange> {
+        body.split_whitespace()
+            .filter_map(|item| {
+                let (enabled, name) = match item.split_at_checked(1)? {
+                    ("+", name) => (true, name),
+                    ("-", name) => (false, name),
+                    _ => return None,
+                };
+                let setting = match name {
+                    "moderated" => RoomSetting::Moderated,
+                    "topic_locked" => RoomSetting::TopicLocked,
+                    _ => return None,
+                };
+                Some(SettingsChange { setting, enabled })
+            })
+            .collect()
+    }
+}
+
+/// A user banned from a room.
+#[derive(Clone, Debug, Serialize)]
+pub struct Ban {
+    pub room_id: RoomId,
+    pub user: User,
+    /// The moderator who set the ban; `None` once that account is deleted.
+    pub banned_by: Option<UserId>,
+    /// The moderator's display name at listing time, when the account still exists.
+    pub banned_by_name: Option<String>,
+    /// Reason given by the moderator, empty when none was given.
+    pub reason: String,
+    pub created_at: Millis,
 }
 
 /// Acknowledgement the sender receives once the message is committed.
@@ -200,4 +301,38 @@ pub struct HistoryPage {
     /// The room's `last_rev`, read before the messages: catching up from it later with
     /// `since_rev` misses no change made after this page was read.
     pub last_rev: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_body_round_trips() {
+        let changes = [
+            SettingsChange {
+                setting: RoomSetting::Moderated,
+                enabled: true,
+            },
+            SettingsChange {
+                setting: RoomSetting::TopicLocked,
+                enabled: false,
+            },
+        ];
+        let body = SettingsChange::encode(&changes);
+        assert_eq!(body, "+moderated -topic_locked");
+        assert_eq!(SettingsChange::decode(&body), changes);
+    }
+
+    #[test]
+    fn settings_body_skips_unknown_items() {
+        let decoded = SettingsChange::decode("+slow_mode moderated -moderated +");
+        assert_eq!(
+            decoded,
+            [SettingsChange {
+                setting: RoomSetting::Moderated,
+                enabled: false,
+            }]
+        );
+    }
 }

@@ -157,6 +157,7 @@ fn decode_event(name: &str, payload: &RawValue) -> Option<Event> {
             let wire: RoomRemovedWire = serde_json::from_str(json).ok()?;
             let reason = match wire.reason.as_str() {
                 "kicked" => "kicked",
+                "banned" => "banned",
                 _ => "left",
             };
             Event::RoomRemoved(RoomRemoved {
@@ -967,5 +968,31 @@ mod tests {
         assert_eq!(room, RoomId(7));
         assert_eq!(name, "presence");
         assert_eq!(payload.get(), r#"{"online_count":3}"#);
+    }
+
+    #[test]
+    fn banned_removal_keeps_its_reason() {
+        let payload =
+            RawValue::from_string(r#"{"room_id":4,"reason":"banned"}"#.to_owned()).unwrap();
+        let Some(Event::RoomRemoved(removed)) = decode_event("room:removed", &payload) else {
+            panic!("room:removed did not decode");
+        };
+        assert_eq!(removed.reason, "banned");
+    }
+
+    #[test]
+    fn room_update_without_settings_gets_defaults() {
+        // A node from before room settings sends a Room without them.
+        let payload = RawValue::from_string(
+            r#"{"id":4,"name":"a","topic":"","visibility":"public","owner_id":null,
+                "last_seq":1,"last_rev":1,"created_at":0,"member_count":1}"#
+                .to_owned(),
+        )
+        .unwrap();
+        let Some(Event::RoomUpdated(room)) = decode_event("room:updated", &payload) else {
+            panic!("room:updated did not decode");
+        };
+        assert!(!room.moderated);
+        assert!(room.topic_locked);
     }
 }

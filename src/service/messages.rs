@@ -71,7 +71,8 @@ impl ChatService {
         self.check_send_limit(session.user_id()).await?;
 
         let access = self.access(session, room_id).await?;
-        access.member_role()?;
+        let role = access.member_role()?;
+        Self::check_may_post(&access.room, role)?;
 
         let _write = self.begin_write()?;
         let appended = self
@@ -160,6 +161,10 @@ impl ChatService {
                 ErrorCode::MessageDeleted,
                 format!("message {id} is deleted"),
             ));
+        }
+        // Editing is posting new text, so a moderated room allows it only to moderators.
+        if let (Some(role), Some(room)) = (role, self.store.room_by_id(message.room_id).await?) {
+            Self::check_may_post(&room, role)?;
         }
         let _write = self.begin_write()?;
         let edited = self.store.edit_message(id, &body, now_millis()).await?;

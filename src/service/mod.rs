@@ -6,6 +6,7 @@ mod accounts;
 mod avatar;
 pub mod limits;
 mod messages;
+mod moderation;
 mod rooms;
 #[cfg(test)]
 mod tests;
@@ -26,6 +27,7 @@ use std::time::{Duration, Instant};
 
 pub use accounts::{Avatar, LoginResult};
 pub use messages::{HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX, HistoryQuery, SyncFrom};
+pub use moderation::RoomSettings;
 pub use rooms::RoomRef;
 
 /// Reads (history pages, catch-up, room and member lists) a user may make at once.

@@ -195,7 +195,7 @@ impl ChatService {
     }
 
     /// Builds a system event by the session's user under their current display name.
-    async fn system_event(
+    pub(super) async fn system_event(
         &self,
         room_id: RoomId,
         kind: MessageKind,
@@ -253,6 +253,9 @@ impl ChatService {
             }
             Visibility::Direct => return Err(not_found()),
         };
+        // Checked after the visibility rules, so a private room stays hidden from a banned
+        // user without an invitation. A ban deletes the invitation and blocks new ones.
+        self.check_not_banned(room_id, session.user_id()).await?;
 
         // Events written to the room count against the same budget as messages.
         self.send_limit.check(&session.user_id())?;
@@ -362,6 +365,7 @@ impl ChatService {
                 format!("user {target} is a member"),
             ));
         }
+        self.check_not_banned(room_id, target).await?;
         let started = Instant::now();
         // Events written to the room count against the same budget as messages.
         self.send_limit.check(&session.user_id())?;
@@ -453,7 +457,8 @@ impl ChatService {
         self.store.set_role(room_id, target, new_role).await
     }
 
-    /// Sets the topic; moderators only.
+    /// Sets the topic: moderators only while the room's topic is locked, any member
+    /// otherwise.
     pub async fn set_topic(
         &self,
         session: &Session,
@@ -463,10 +468,10 @@ impl ChatService {
         let started = Instant::now();
         let access = self.access(session, room_id).await?;
         let role = access.member_role()?;
-        if !role.is_moderator() {
+        if access.room.topic_locked && !role.is_moderator() {
             return Err(ChatError::new(
                 ErrorCode::Forbidden,
-                "only admins set the topic",
+                "the topic is locked: only admins set it",
             ));
         }
         let topic = names::validate_topic(topic)?;

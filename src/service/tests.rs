@@ -122,6 +122,13 @@ on_both_backends!(
     guest_rooms_follow_the_setting,
     minimum_password_length_is_a_setting,
     leave_reason_is_stored_normalized,
+    ban_removes_and_keeps_out,
+    ban_follows_roles,
+    unban_lets_the_user_back,
+    ban_list_needs_moderator,
+    moderated_room_silences_members,
+    unlocked_topic_is_open_to_members,
+    settings_change_is_announced_live,
 );
 
 const ADDR: ClientAddr = ClientAddr(None);
@@ -1184,4 +1191,410 @@ async fn resend_on_two_postgres_nodes_stores_once() {
         assert_eq!(a.seq, b.seq);
         assert!(a.duplicate != b.duplicate, "exactly one send stored it");
     }
+}
+
+/// Records every event delivered to a connection.
+#[derive(Default)]
+struct RecordingSink {
+    events: std::sync::Mutex<Vec<crate::core::event::Event>>,
+}
+
+impl crate::hub::Sink for RecordingSink {
+    fn send(&self, event: &Arc<crate::hub::Outbound>) -> Result<(), crate::hub::SinkError> {
+        self.events.lock().unwrap().push(event.event.clone());
+        Ok(())
+    }
+
+    fn close(&self, _notice: crate::core::i18n::Notice) {}
+}
+
+impl RecordingSink {
+    fn names(&self) -> Vec<&'static str> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| e.name())
+            .collect()
+    }
+}
+
+/// Creates a public room owned by `owner` with `admin` as admin and `member` as member.
+async fn moderated_team(f: &Fixture, owner: &Session, admin: &Session, member: &Session) -> RoomId {
+    let room = f
+        .service
+        .create_room(owner, "team", "", Visibility::Public)
+        .await
+        .unwrap();
+    for s in [admin, member] {
+        f.service.join_room(s, room.id).await.unwrap();
+    }
+    f.service
+        .set_role(owner, room.id, admin.user_id(), Role::Admin)
+        .await
+        .unwrap();
+    room.id
+}
+
+async fn ban_removes_and_keeps_out(backend: Backend) {
+    let f = fixture(backend).await;
+    let (owner, admin, member) = (
+        user(&f, "owner").await,
+        user(&f, "admin").await,
+        user(&f, "member").await,
+    );
+    let room = moderated_team(&f, &owner, &admin, &member).await;
+    let watcher = Arc::new(RecordingSink::default());
+    let conn = f
+        .service
+        .hub()
+        .connect(member.user_id(), member.id, watcher.clone());
+    f.service.hub().subscribe(conn, room);
+
+    f.service
+        .ban(&admin, room, member.user_id(), Some("  spam\nlinks  "))
+        .await
+        .unwrap();
+
+    assert!(
+        watcher.names().contains(&"room:removed"),
+        "the banned user's connection hears of the removal: {:?}",
+        watcher.names()
+    );
+    let removed = watcher.events.lock().unwrap().iter().find_map(|e| match e {
+        crate::core::event::Event::RoomRemoved(r) => Some(r.reason),
+        _ => None,
+    });
+    assert_eq!(removed, Some("banned"));
+    let members = f.service.members(&owner, room).await.unwrap();
+    assert!(members.iter().all(|m| m.user.id != member.user_id()));
+    let page = f
+        .service
+        .history(&owner, room, HistoryQuery::default())
+        .await
+        .unwrap();
+    let event = page
+        .messages
+        .iter()
+        .find(|m| m.kind == MessageKind::Ban)
+        .expect("a ban event is stored");
+    assert_eq!(event.target_id, Some(member.user_id()));
+    assert_eq!(event.author_id, Some(admin.user_id()));
+    assert_eq!(event.body, "spam links");
+
+    assert_eq!(
+        code(f.service.join_room(&member, room).await),
+        ErrorCode::Banned
+    );
+    assert_eq!(
+        code(f.service.send_message(&member, room, "hi", None).await),
+        ErrorCode::NotMember
+    );
+    // Banning again changes nothing and stores no second event.
+    f.service
+        .ban(&owner, room, member.user_id(), None)
+        .await
+        .unwrap();
+    let page = f
+        .service
+        .history(&owner, room, HistoryQuery::default())
+        .await
+        .unwrap();
+    let bans = page.messages.iter().filter(|m| m.kind == MessageKind::Ban);
+    assert_eq!(bans.count(), 1);
+
+    // A banned user cannot be invited into a private room either.
+    let private = f
+        .service
+        .create_room(&owner, "inner", "", Visibility::Private)
+        .await
+        .unwrap();
+    f.service
+        .ban(&owner, private.id, member.user_id(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        code(f.service.invite(&owner, private.id, member.user_id()).await),
+        ErrorCode::Banned
+    );
+    f.service.hub().disconnect(conn);
+}
+
+async fn ban_follows_roles(backend: Backend) {
+    let f = fixture(backend).await;
+    let (owner, admin, member) = (
+        user(&f, "owner").await,
+        user(&f, "admin").await,
+        user(&f, "member").await,
+    );
+    let other_admin = user(&f, "admin2").await;
+    let room = moderated_team(&f, &owner, &admin, &member).await;
+    f.service.join_room(&other_admin, room).await.unwrap();
+    f.service
+        .set_role(&owner, room, other_admin.user_id(), Role::Admin)
+        .await
+        .unwrap();
+
+    let cases = [
+        (&member, admin.user_id(), "a member bans an admin"),
+        (&member, owner.user_id(), "a member bans the owner"),
+        (&admin, other_admin.user_id(), "an admin bans an equal"),
+        (&admin, owner.user_id(), "an admin bans the owner"),
+        (&admin, admin.user_id(), "an admin bans themselves"),
+        (&owner, owner.user_id(), "the owner bans themselves"),
+    ];
+    for (actor, target, case) in cases {
+        let result = f.service.ban(actor, room, target, None).await;
+        assert_eq!(code(result), ErrorCode::Forbidden, "{case}");
+    }
+
+    // The owner keeps that rank after leaving, so an admin still cannot ban them.
+    f.service.leave_room(&owner, room).await.unwrap();
+    assert_eq!(
+        code(f.service.ban(&admin, room, owner.user_id(), None).await),
+        ErrorCode::Forbidden
+    );
+    // Someone who never joined can be banned before they arrive.
+    let outsider = user(&f, "outsider").await;
+    f.service
+        .ban(&admin, room, outsider.user_id(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        code(f.service.join_room(&outsider, room).await),
+        ErrorCode::Banned
+    );
+    // Direct rooms have no moderators.
+    let direct = f
+        .service
+        .open_direct(&admin, member.user_id())
+        .await
+        .unwrap();
+    assert_eq!(
+        code(
+            f.service
+                .ban(&admin, direct.id, member.user_id(), None)
+                .await
+        ),
+        ErrorCode::Forbidden
+    );
+}
+
+async fn unban_lets_the_user_back(backend: Backend) {
+    let f = fixture(backend).await;
+    let (owner, admin, member) = (
+        user(&f, "owner").await,
+        user(&f, "admin").await,
+        user(&f, "member").await,
+    );
+    let room = moderated_team(&f, &owner, &admin, &member).await;
+    f.service
+        .ban(&admin, room, member.user_id(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        code(f.service.unban(&member, room, member.user_id()).await),
+        ErrorCode::NotMember
+    );
+    f.service
+        .unban(&admin, room, member.user_id())
+        .await
+        .unwrap();
+    assert_eq!(
+        code(f.service.unban(&admin, room, member.user_id()).await),
+        ErrorCode::NotBanned
+    );
+    f.service.join_room(&member, room).await.unwrap();
+    f.service
+        .send_message(&member, room, "back", None)
+        .await
+        .unwrap();
+    let page = f
+        .service
+        .history(&owner, room, HistoryQuery::default())
+        .await
+        .unwrap();
+    let unban = page
+        .messages
+        .iter()
+        .find(|m| m.kind == MessageKind::Unban)
+        .expect("an unban event is stored");
+    assert_eq!(unban.target_id, Some(member.user_id()));
+}
+
+async fn ban_list_needs_moderator(backend: Backend) {
+    let f = fixture(backend).await;
+    let (owner, admin, member) = (
+        user(&f, "owner").await,
+        user(&f, "admin").await,
+        user(&f, "member").await,
+    );
+    let room = moderated_team(&f, &owner, &admin, &member).await;
+    let troll = user(&f, "troll").await;
+    f.service.join_room(&troll, room).await.unwrap();
+    f.service
+        .ban(&admin, room, troll.user_id(), Some("flooding"))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        code(f.service.bans(&member, room).await),
+        ErrorCode::Forbidden
+    );
+    let bans = f.service.bans(&owner, room).await.unwrap();
+    assert_eq!(bans.len(), 1);
+    assert_eq!(bans[0].user.id, troll.user_id());
+    assert_eq!(bans[0].banned_by, Some(admin.user_id()));
+    assert_eq!(bans[0].banned_by_name.as_deref(), Some("admin"));
+    assert_eq!(bans[0].reason, "flooding");
+    assert!(bans[0].created_at > 0);
+}
+
+async fn moderated_room_silences_members(backend: Backend) {
+    let f = fixture(backend).await;
+    let (owner, admin, member) = (
+        user(&f, "owner").await,
+        user(&f, "admin").await,
+        user(&f, "member").await,
+    );
+    let room = moderated_team(&f, &owner, &admin, &member).await;
+    let earlier = f
+        .service
+        .send_message(&member, room, "before", None)
+        .await
+        .unwrap();
+    let on = RoomSettings {
+        moderated: Some(true),
+        topic_locked: None,
+    };
+    assert_eq!(
+        code(f.service.update_room_settings(&member, room, on).await),
+        ErrorCode::Forbidden
+    );
+    let updated = f
+        .service
+        .update_room_settings(&admin, room, on)
+        .await
+        .unwrap();
+    assert!(updated.moderated);
+    assert!(updated.topic_locked, "an unnamed setting keeps its value");
+
+    assert_eq!(
+        code(f.service.send_message(&member, room, "hello?", None).await),
+        ErrorCode::RoomModerated
+    );
+    assert_eq!(
+        code(f.service.edit_message(&member, earlier.id, "edited").await),
+        ErrorCode::RoomModerated
+    );
+    f.service
+        .send_message(&admin, room, "admins speak", None)
+        .await
+        .unwrap();
+    f.service
+        .send_message(&owner, room, "owners speak", None)
+        .await
+        .unwrap();
+
+    let off = RoomSettings {
+        moderated: Some(false),
+        topic_locked: None,
+    };
+    f.service
+        .update_room_settings(&owner, room, off)
+        .await
+        .unwrap();
+    f.service
+        .send_message(&member, room, "free again", None)
+        .await
+        .unwrap();
+}
+
+async fn unlocked_topic_is_open_to_members(backend: Backend) {
+    let f = fixture(backend).await;
+    let (owner, admin, member) = (
+        user(&f, "owner").await,
+        user(&f, "admin").await,
+        user(&f, "member").await,
+    );
+    let room = moderated_team(&f, &owner, &admin, &member).await;
+    let entry = f.service.room(&member, room).await.unwrap();
+    assert!(
+        entry.room.topic_locked,
+        "new rooms start with the topic locked"
+    );
+    assert_eq!(
+        code(f.service.set_topic(&member, room, "mine").await),
+        ErrorCode::Forbidden
+    );
+    let unlock = RoomSettings {
+        moderated: None,
+        topic_locked: Some(false),
+    };
+    f.service
+        .update_room_settings(&owner, room, unlock)
+        .await
+        .unwrap();
+    let changed = f.service.set_topic(&member, room, "mine").await.unwrap();
+    assert_eq!(changed.topic, "mine");
+    assert!(!changed.topic_locked);
+}
+
+async fn settings_change_is_announced_live(backend: Backend) {
+    let f = fixture(backend).await;
+    let (owner, admin, member) = (
+        user(&f, "owner").await,
+        user(&f, "admin").await,
+        user(&f, "member").await,
+    );
+    let room = moderated_team(&f, &owner, &admin, &member).await;
+    let watcher = Arc::new(RecordingSink::default());
+    let conn = f
+        .service
+        .hub()
+        .connect(member.user_id(), member.id, watcher.clone());
+    f.service.hub().subscribe(conn, room);
+    let before = f.service.room(&owner, room).await.unwrap().room.last_seq;
+
+    let both = RoomSettings {
+        moderated: Some(true),
+        topic_locked: Some(false),
+    };
+    f.service
+        .update_room_settings(&admin, room, both)
+        .await
+        .unwrap();
+    // Setting the same values again stores and announces nothing.
+    f.service
+        .update_room_settings(&admin, room, both)
+        .await
+        .unwrap();
+
+    let updates: Vec<_> = watcher
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            crate::core::event::Event::RoomUpdated(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(updates.len(), 1, "one room:updated for one change");
+    assert!(updates[0].moderated);
+    assert!(!updates[0].topic_locked);
+    let page = f
+        .service
+        .history(&owner, room, HistoryQuery::default())
+        .await
+        .unwrap();
+    let settings: Vec<_> = page
+        .messages
+        .iter()
+        .filter(|m| m.kind == MessageKind::Settings)
+        .collect();
+    assert_eq!(settings.len(), 1);
+    assert_eq!(settings[0].body, "+moderated -topic_locked");
+    assert_eq!(settings[0].seq.0, before.0 + 1);
+    f.service.hub().disconnect(conn);
 }

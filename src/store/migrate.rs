@@ -57,6 +57,8 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("last_seq", Kind::Int),
             ("last_rev", Kind::Int),
             ("created_at", Kind::Int),
+            ("moderated", Kind::Int),
+            ("topic_locked", Kind::Int),
         ],
     ),
     (
@@ -74,6 +76,16 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("room_id", Kind::Int),
             ("user_id", Kind::Int),
             ("invited_by", Kind::Int),
+            ("created_at", Kind::Int),
+        ],
+    ),
+    (
+        "bans",
+        &[
+            ("room_id", Kind::Int),
+            ("user_id", Kind::Int),
+            ("banned_by", Kind::Int),
+            ("reason", Kind::Text),
             ("created_at", Kind::Int),
         ],
     ),

@@ -96,6 +96,27 @@ pub struct MemberRow {
     pub joined_at: Millis,
 }
 
+/// A ban as stored, with the banned account.
+#[derive(Clone, Debug)]
+pub struct BanRow {
+    pub room_id: RoomId,
+    pub user: UserRow,
+    pub banned_by: Option<UserId>,
+    pub banned_by_name: Option<String>,
+    pub reason: String,
+    pub created_at: Millis,
+}
+
+/// Fields of a new ban.
+#[derive(Clone, Debug)]
+pub struct NewBan<'a> {
+    pub room_id: RoomId,
+    pub user_id: UserId,
+    pub banned_by: UserId,
+    pub reason: &'a str,
+    pub created_at: Millis,
+}
+
 /// Direction of a history page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Page {
@@ -200,6 +221,30 @@ pub trait RoomStore: Send + Sync {
         now: Millis,
     ) -> ChatResult<bool>;
     async fn has_invite(&self, room_id: RoomId, user_id: UserId) -> ChatResult<bool>;
+    /// Records a ban, removes the user's membership and invitation, and appends the `ban`
+    /// event, in one transaction. Returns `None`, changing nothing, when the user was
+    /// already banned.
+    async fn add_ban(&self, ban: NewBan<'_>, event: NewMessage) -> ChatResult<Option<Message>>;
+    /// Deletes a ban and appends the `unban` event in one transaction. Returns `None`,
+    /// changing nothing, when the user was not banned.
+    async fn remove_ban(
+        &self,
+        room_id: RoomId,
+        user_id: UserId,
+        event: NewMessage,
+    ) -> ChatResult<Option<Message>>;
+    async fn is_banned(&self, room_id: RoomId, user_id: UserId) -> ChatResult<bool>;
+    /// Lists a room's bans, oldest first.
+    async fn bans(&self, room_id: RoomId) -> ChatResult<Vec<BanRow>>;
+    /// Sets the room's `moderated` and `topic_locked` flags and appends the `settings`
+    /// event in one transaction.
+    async fn set_room_settings(
+        &self,
+        room_id: RoomId,
+        moderated: bool,
+        topic_locked: bool,
+        event: NewMessage,
+    ) -> ChatResult<Message>;
 }
 
 /// Messages and history.

@@ -170,6 +170,8 @@ fn room_from_row(row: &PgRow) -> Result<Room, sqlx::Error> {
         last_rev: row.try_get("last_rev")?,
         created_at: row.try_get("created_at")?,
         member_count: row.try_get("member_count")?,
+        moderated: row.try_get::<i64, _>("moderated")? != 0,
+        topic_locked: row.try_get::<i64, _>("topic_locked")? != 0,
     })
 }
 
@@ -721,8 +723,115 @@ impl RoomStore for PgStore {
             .map_err(store_err)?;
         Ok(found.is_some())
     }
-}
 
+    #[instrument(skip_all, err, fields(room_id = %ban.room_id, user_id = %ban.user_id))]
+    async fn add_ban(&self, ban: NewBan<'_>, event: NewMessage) -> ChatResult<Option<Message>> {
+        let mut tx = self.pool.begin().await.map_err(store_err)?;
+        let added = sqlx::query(sql::INSERT_BAN)
+            .bind(ban.room_id.0)
+            .bind(ban.user_id.0)
+            .bind(ban.banned_by.0)
+            .bind(ban.reason)
+            .bind(ban.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_err)?
+            .rows_affected();
+        if added == 0 {
+            tx.commit().await.map_err(store_err)?;
+            return Ok(None);
+        }
+        for statement in [sql::DELETE_INVITE, sql::DELETE_MEMBER] {
+            sqlx::query(statement)
+                .bind(ban.room_id.0)
+                .bind(ban.user_id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(store_err)?;
+        }
+        let message = append_in(&mut tx, &event).await.map_err(store_err)?;
+        tx.commit().await.map_err(store_err)?;
+        Ok(Some(message))
+    }
+
+    #[instrument(skip_all, err, fields(room_id = %room_id, user_id = %user_id))]
+    async fn remove_ban(
+        &self,
+        room_id: RoomId,
+        user_id: UserId,
+        event: NewMessage,
+    ) -> ChatResult<Option<Message>> {
+        let mut tx = self.pool.begin().await.map_err(store_err)?;
+        let removed = sqlx::query(sql::DELETE_BAN)
+            .bind(room_id.0)
+            .bind(user_id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_err)?
+            .rows_affected();
+        if removed == 0 {
+            tx.commit().await.map_err(store_err)?;
+            return Ok(None);
+        }
+        let message = append_in(&mut tx, &event).await.map_err(store_err)?;
+        tx.commit().await.map_err(store_err)?;
+        Ok(Some(message))
+    }
+
+    #[instrument(skip_all, err, fields(room_id = %room_id, user_id = %user_id))]
+    async fn is_banned(&self, room_id: RoomId, user_id: UserId) -> ChatResult<bool> {
+        let found = sqlx::query(sql::IS_BANNED)
+            .bind(room_id.0)
+            .bind(user_id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_err)?;
+        Ok(found.is_some())
+    }
+
+    #[instrument(skip_all, err, fields(room_id = %room_id))]
+    async fn bans(&self, room_id: RoomId) -> ChatResult<Vec<BanRow>> {
+        let rows = sqlx::query(sql::BANS)
+            .bind(room_id.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(BanRow {
+                    room_id: RoomId(row.try_get("room_id")?),
+                    user: user_from_row(row)?,
+                    banned_by: row.try_get::<Option<i64>, _>("banned_by")?.map(UserId),
+                    banned_by_name: row.try_get("banned_by_name")?,
+                    reason: row.try_get("reason")?,
+                    created_at: row.try_get("banned_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(store_err)
+    }
+
+    #[instrument(skip_all, err, fields(room_id = %room_id))]
+    async fn set_room_settings(
+        &self,
+        room_id: RoomId,
+        moderated: bool,
+        topic_locked: bool,
+        event: NewMessage,
+    ) -> ChatResult<Message> {
+        let mut tx = self.pool.begin().await.map_err(store_err)?;
+        sqlx::query(sql::SET_ROOM_SETTINGS)
+            .bind(room_id.0)
+            .bind(i64::from(moderated))
+            .bind(i64::from(topic_locked))
+            .execute(&mut *tx)
+            .await
+            .map_err(store_err)?;
+        let message = append_in(&mut tx, &event).await.map_err(store_err)?;
+        tx.commit().await.map_err(store_err)?;
+        Ok(message)
+    }
+}
 #[async_trait]
 impl MessageStore for PgStore {
     #[instrument(skip_all, err, fields(room_id = %message.room_id, kind = message.kind.as_str()))]

@@ -5,7 +5,7 @@
 macro_rules! room_select {
     () => {
         "SELECT r.id, r.name, r.topic, r.visibility, r.owner_id, r.last_seq, r.last_rev, \
-         r.created_at, \
+         r.created_at, r.moderated, r.topic_locked, \
          (SELECT COUNT(*) FROM memberships mc WHERE mc.room_id = r.id) AS member_count \
          FROM rooms r "
     };
@@ -64,7 +64,7 @@ pub const PUBLIC_ROOMS: &str = concat!(
     "WHERE r.visibility = 'public' ORDER BY r.name_key LIMIT $1"
 );
 pub const USER_ROOMS: &str = "SELECT r.id, r.name, r.topic, r.visibility, r.owner_id, \
-     r.last_seq, r.last_rev, r.created_at, \
+     r.last_seq, r.last_rev, r.created_at, r.moderated, r.topic_locked, \
      (SELECT COUNT(*) FROM memberships m2 WHERE m2.room_id = r.id) AS member_count, \
      m.role FROM rooms r JOIN memberships m ON m.room_id = r.id \
      WHERE m.user_id = $1 ORDER BY r.name_key";
@@ -75,6 +75,18 @@ pub const DELETE_MEMBER: &str = "DELETE FROM memberships WHERE room_id = $1 AND 
 pub const DELETE_INVITE: &str = "DELETE FROM invites WHERE room_id = $1 AND user_id = $2";
 pub const SET_ROLE: &str = "UPDATE memberships SET role = $3 WHERE room_id = $1 AND user_id = $2";
 pub const SET_TOPIC: &str = "UPDATE rooms SET topic = $2 WHERE id = $1";
+pub const SET_ROOM_SETTINGS: &str =
+    "UPDATE rooms SET moderated = $2, topic_locked = $3 WHERE id = $1";
+pub const INSERT_BAN: &str = "INSERT INTO bans (room_id, user_id, banned_by, reason, created_at) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room_id, user_id) DO NOTHING";
+pub const DELETE_BAN: &str = "DELETE FROM bans WHERE room_id = $1 AND user_id = $2";
+pub const IS_BANNED: &str = "SELECT 1 FROM bans WHERE room_id = $1 AND user_id = $2";
+pub const BANS: &str = "SELECT u.id, u.username, u.display_name, u.kind, u.password_hash, \
+     u.avatar, u.created_at, b.room_id, b.banned_by, b.reason, b.created_at AS banned_at, \
+     by_user.display_name AS banned_by_name \
+     FROM bans b JOIN users u ON u.id = b.user_id \
+     LEFT JOIN users by_user ON by_user.id = b.banned_by \
+     WHERE b.room_id = $1 ORDER BY b.created_at, u.id";
 pub const MEMBERS: &str = "SELECT u.id, u.username, u.display_name, u.kind, u.password_hash, \
      u.avatar, u.created_at, m.role, m.joined_at \
      FROM memberships m JOIN users u ON u.id = m.user_id \

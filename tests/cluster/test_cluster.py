@@ -481,6 +481,41 @@ def test_presence_events_carry_cluster_count(cluster: Cluster) -> None:
                 member.close()
 
 
+def test_moderation_reaches_other_nodes(cluster: Cluster) -> None:
+    """A settings change and a ban made on node 0 reach members connected to nodes 1 and
+    2 through the bus: `room:updated`, and the banned user's `room:removed`."""
+    owner = Member(cluster, "modowner0", 0, "websocket")
+    watcher = Member(cluster, "modwatch1", 1, "websocket")
+    banned = Member(cluster, "modbanned2", 2, "polling")
+    try:
+        assert owner.client is not None
+        assert watcher.client is not None
+        assert banned.client is not None
+        room = owner.client.ok("room:create", {"name": "cluster-stage", "visibility": "public"})
+        for member in (watcher, banned):
+            assert member.client is not None
+            member.client.ok("room:join", {"room_id": room["id"]})
+
+        owner.client.ok("room:settings", {"room_id": room["id"], "moderated": True})
+        updated = watcher.client.wait_for(
+            "room:updated", lambda p: p["id"] == room["id"] and p["moderated"] is True)
+        assert updated["topic_locked"] is True, updated
+        refused = banned.client.error("message:send", {"room_id": room["id"], "body": "hi"})
+        assert refused["code"] == "room_moderated", refused
+
+        owner.client.ok("room:ban", {"room_id": room["id"], "user_id": banned.client.user_id})
+        removed = banned.client.wait_for("room:removed", lambda p: p["room_id"] == room["id"])
+        assert removed["reason"] == "banned", removed
+        event = watcher.client.wait_for(
+            "message:new", lambda p: p["room_id"] == room["id"] and p["kind"] == "ban")
+        assert event["target_id"] == banned.client.user_id, event
+        rejoin = banned.client.error("room:join", {"room_id": room["id"]})
+        assert rejoin["code"] == "banned", rejoin
+    finally:
+        for member in (owner, watcher, banned):
+            member.close()
+
+
 def test_sign_in_budget_is_shared_by_nodes(cluster: Cluster) -> None:
     """With a burst of 3 and a slow refill, one address gets 3 sign-ins in all."""
     strict = {"--auth-burst": "3", "--auth-rate": "0.01"}

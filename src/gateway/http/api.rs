@@ -7,7 +7,7 @@ use crate::core::error::ErrorCode;
 use crate::core::ids::{MessageId, RoomId, UserId};
 use crate::core::model::Visibility;
 use crate::core::role::Role;
-use crate::service::{ClientAddr, HistoryQuery, LoginResult, RoomRef};
+use crate::service::{ClientAddr, HistoryQuery, LoginResult, RoomRef, RoomSettings};
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -331,23 +331,44 @@ pub async fn room_by_name(
         .localized(lang)?)
 }
 
+/// Body of `PATCH /rooms/{id}`: each field present is changed, the others are kept.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TopicBody {
-    topic: String,
+pub struct RoomPatchBody {
+    topic: Option<String>,
+    moderated: Option<bool>,
+    topic_locked: Option<bool>,
 }
 
 pub async fn update_room(
     State(state): State<AppState>,
     auth: Authed,
     Path(id): Path<RoomId>,
-    Json(body): Json<TopicBody>,
+    Json(body): Json<RoomPatchBody>,
 ) -> ApiResult {
-    ok(state
+    if body.topic.is_none() && body.moderated.is_none() && body.topic_locked.is_none() {
+        return Err(ApiError::code(
+            ErrorCode::InvalidPayload,
+            "give at least one of topic, moderated, topic_locked",
+            auth.lang,
+        ));
+    }
+    // Settings first, so one request can unlock the topic and set it.
+    let mut room = state
         .service
-        .set_topic(&auth.session, id, &body.topic)
-        .await
-        .localized(auth.lang)?)
+        .update_room_settings(
+            &auth.session,
+            id,
+            RoomSettings {
+                moderated: body.moderated,
+                topic_locked: body.topic_locked,
+            },
+        )
+        .await;
+    if let (Ok(_), Some(topic)) = (&room, &body.topic) {
+        room = state.service.set_topic(&auth.session, id, topic).await;
+    }
+    ok(room.localized(auth.lang)?)
 }
 
 pub async fn join(
@@ -438,6 +459,64 @@ pub async fn kick(
     state
         .service
         .kick(&auth.session, id, user)
+        .await
+        .localized(auth.lang)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn bans(
+    State(state): State<AppState>,
+    auth: Authed,
+    Path(id): Path<RoomId>,
+) -> ApiResult {
+    ok(state
+        .service
+        .bans(&auth.session, id)
+        .await
+        .localized(auth.lang)?)
+}
+
+/// Optional body of `PUT /rooms/{id}/bans/{user_id}`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BanBody {
+    reason: Option<String>,
+}
+
+pub async fn ban(
+    State(state): State<AppState>,
+    auth: Authed,
+    Path((id, user)): Path<(RoomId, UserId)>,
+    body: Bytes,
+) -> ApiResult {
+    // The body is optional: an empty one bans without a reason.
+    let body: BanBody = if body.is_empty() {
+        BanBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|err| {
+            ApiError::code(
+                ErrorCode::InvalidPayload,
+                format!("invalid ban body: {err}"),
+                auth.lang,
+            )
+        })?
+    };
+    state
+        .service
+        .ban(&auth.session, id, user, body.reason.as_deref())
+        .await
+        .localized(auth.lang)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn unban(
+    State(state): State<AppState>,
+    auth: Authed,
+    Path((id, user)): Path<(RoomId, UserId)>,
+) -> ApiResult {
+    state
+        .service
+        .unban(&auth.session, id, user)
         .await
         .localized(auth.lang)?;
     Ok(StatusCode::NO_CONTENT.into_response())

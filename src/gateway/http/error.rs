@@ -47,9 +47,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         PayloadTooLarge | ImageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Unauthenticated | BadCredentials => StatusCode::UNAUTHORIZED,
         WrongPassword | CsrfFailed | OriginRejected | GuestsDisabled | GuestNotAllowed
-        | Forbidden | NotMember => StatusCode::FORBIDDEN,
+        | Forbidden | NotMember | Banned | RoomModerated => StatusCode::FORBIDDEN,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-        NotFound | RoomNotFound | UserNotFound | MessageNotFound | TargetNotMember
+        NotFound | RoomNotFound | UserNotFound | MessageNotFound | TargetNotMember | NotBanned
         | UnknownEvent => StatusCode::NOT_FOUND,
         UsernameTaken | RoomNameTaken | NicknameTaken | AlreadyMember | MessageDeleted
         | ClientMsgIdReused => StatusCode::CONFLICT,

@@ -75,6 +75,11 @@ pub fn router(
             axum::routing::delete(api::kick),
         )
         .route("/rooms/{id}/members/{user_id}/role", put(api::set_role))
+        .route("/rooms/{id}/bans", get(api::bans))
+        .route(
+            "/rooms/{id}/bans/{user_id}",
+            put(api::ban).delete(api::unban),
+        )
         .route("/rooms/{id}/invites", post(api::invite))
         .route("/rooms/{id}/messages", get(api::history).post(api::send))
         .route("/rooms/{id}/changes", get(api::changes))

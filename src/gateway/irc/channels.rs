@@ -1,16 +1,16 @@
 //! Channel and message commands: JOIN, PART, PRIVMSG and NOTICE (to channels and
-//! nicknames), TOPIC, NAMES, MODE, and the informational AWAY, LUSERS and MOTD. Rooms
+//! nicknames), TOPIC, NAMES, and the informational AWAY, LUSERS and MOTD (MODE is in
+//! modes.rs). Rooms
 //! appear as `#room-name`; every rule is the service's.
 
 use super::caps::Capability;
 use super::conn::Connection;
-use super::names::{channel_key, nick_from_display_name};
+use super::names::nick_from_display_name;
 use super::numerics::*;
 use super::sink::user_source;
 use crate::core::error::ErrorCode;
 use crate::core::ids::RoomId;
 use crate::core::model::Visibility;
-use crate::core::role::Role;
 use crate::service::RoomRef;
 
 /// Bytes of a 353 line that the names may fill, leaving room for the line's head.
@@ -56,6 +56,10 @@ impl Connection {
                 ) =>
             {
                 self.numeric(ERR_NOSUCHCHANNEL, &[channel, "No such channel"]);
+                return;
+            }
+            Err(err) if err.code() == ErrorCode::Banned => {
+                self.numeric(ERR_BANNEDFROMCHAN, &[channel, "Cannot join channel (+b)"]);
                 return;
             }
             Err(err) => {
@@ -229,7 +233,8 @@ impl Connection {
         }
     }
 
-    /// Handles `TOPIC #chan` (query) and `TOPIC #chan :text` (set; moderators only).
+    /// Handles `TOPIC #chan` (query) and `TOPIC #chan :text` (set; moderators only while
+    /// the channel has mode `t`).
     pub(super) async fn topic(&mut self, params: &[String]) {
         let (Some(view), Some(session)) = (self.view.clone(), self.session.clone()) else {
             return;
@@ -313,100 +318,6 @@ impl Connection {
             self.numeric(RPL_NAMREPLY, &["=", channel, &line]);
         }
         self.numeric(RPL_ENDOFNAMES, &[channel, "End of /NAMES list"]);
-    }
-
-    /// Handles `MODE`. Channel modes mirror the room: `t` (only moderators set the topic)
-    /// always, `i` for private rooms; `+o`/`-o` set a member's role through the service.
-    /// User modes: only `i`, always set.
-    pub(super) async fn mode(&mut self, params: &[String]) {
-        let (Some(view), Some(session)) = (self.view.clone(), self.session.clone()) else {
-            return;
-        };
-        let target = params[0].as_str();
-        if !target.starts_with('#') {
-            if channel_key(target) != channel_key(&view.nick()) {
-                self.numeric(ERR_USERSDONTMATCH, &["Cannot change mode for other users"]);
-            } else if params.len() == 1 {
-                self.numeric(RPL_UMODEIS, &["+i"]);
-            } else if params[1].chars().any(|c| !matches!(c, '+' | '-' | 'i')) {
-                self.numeric("501", &["Unknown MODE flag"]);
-            }
-            return;
-        }
-        let Some(room_id) = view.room_of(target) else {
-            self.numeric(ERR_NOTONCHANNEL, &[target, "You're not on that channel"]);
-            return;
-        };
-        let service = self.shared.service.clone();
-        if params.len() == 1 {
-            match service.room(&session, room_id).await {
-                Ok(entry) => {
-                    let modes = match entry.room.visibility {
-                        Visibility::Public => "+t",
-                        _ => "+it",
-                    };
-                    self.numeric(RPL_CHANNELMODEIS, &[target, modes]);
-                }
-                Err(err) => {
-                    let text = self.error_text(&err);
-                    self.numeric(ERR_NOSUCHCHANNEL, &[target, text]);
-                }
-            }
-            return;
-        }
-        let change = params[1].as_str();
-        let role = match change {
-            "+o" => Role::Admin,
-            "-o" => Role::Member,
-            _ => {
-                let letter = change
-                    .trim_start_matches(['+', '-'])
-                    .chars()
-                    .next()
-                    .unwrap_or('?');
-                self.numeric(
-                    ERR_UNKNOWNMODE,
-                    &[&letter.to_string(), "is unknown mode char to me"],
-                );
-                return;
-            }
-        };
-        let Some(nick) = params.get(2) else {
-            self.numeric(ERR_NEEDMOREPARAMS, &["MODE", "Not enough parameters"]);
-            return;
-        };
-        let members = match service.members(&session, room_id).await {
-            Ok(members) => members,
-            Err(err) => {
-                let text = self.error_text(&err);
-                self.numeric(ERR_NOSUCHCHANNEL, &[target, text]);
-                return;
-            }
-        };
-        let key = channel_key(nick);
-        let Some(member) = members
-            .iter()
-            .find(|m| channel_key(&nick_from_display_name(&m.user.display_name)) == key)
-        else {
-            self.numeric(
-                ERR_USERNOTINCHANNEL,
-                &[nick, target, "They aren't on that channel"],
-            );
-            return;
-        };
-        match service
-            .set_role(&session, room_id, member.user.id, role)
-            .await
-        {
-            Ok(()) => {
-                let source = user_source(&view.nick(), view.user_id);
-                self.emit(format!(":{source} MODE {target} {change} {nick}\r\n"));
-            }
-            Err(err) => {
-                let text = self.error_text(&err);
-                self.numeric(ERR_CHANOPRIVSNEEDED, &[target, text]);
-            }
-        }
     }
 
     /// Handles `AWAY [:message]` for this connection.

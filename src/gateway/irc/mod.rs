@@ -10,6 +10,7 @@ mod commands;
 mod conn;
 mod info;
 pub mod line;
+mod modes;
 mod names;
 mod numerics;
 mod registration;
@@ -126,7 +127,8 @@ pub(crate) fn isupport_tokens(settings: &IrcSettings) -> Vec<String> {
         // Names fold as NFKC + lowercase; rfc8265 (PRECIS) is the nearest registered value.
         "CASEMAPPING=rfc8265".to_owned(),
         "CHANTYPES=#".to_owned(),
-        "CHANMODES=,,,it".to_owned(),
+        // Type A (list) `b`; type D (flags) `i`, `m`, `t`. `i` follows the room's visibility.
+        "CHANMODES=b,,,imt".to_owned(),
         "PREFIX=(o)@".to_owned(),
         format!("NICKLEN={}", settings.nick_max_chars),
         format!("CHANNELLEN={}", crate::core::names::ROOM_NAME_MAX_CHARS + 1),

@@ -415,7 +415,7 @@ impl Connection {
                 self.shared.started_at
             )],
         );
-        self.numeric(RPL_MYINFO, &[server, version, "i", "ito"]);
+        self.numeric(RPL_MYINFO, &[server, version, "i", "bimot", "bo"]);
         let tokens = super::isupport_tokens(&settings);
         for chunk in tokens.chunks(12) {
             let mut params: Vec<&str> = chunk.iter().map(String::as_str).collect();

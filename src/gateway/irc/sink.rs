@@ -9,11 +9,12 @@
 use super::caps::{CapSet, Capability};
 use super::conn::add_tag;
 use super::line::{self, server_time};
+use super::modes::ban_mask;
 use super::names::nick_from_display_name;
 use crate::core::event::{Event, Presence};
 use crate::core::i18n::{self, Lang, Notice};
 use crate::core::ids::{RoomId, UserId};
-use crate::core::model::{Message, MessageKind, Visibility};
+use crate::core::model::{Message, MessageKind, RoomSetting, SettingsChange, Visibility};
 use crate::hub::{Outbound, Sink, SinkError};
 use crate::service::ChatService;
 use std::collections::{HashMap, HashSet};
@@ -200,6 +201,23 @@ impl ClientView {
 /// server and enough to find the message's place in its room's history.
 pub fn msgid_of(message: &Message) -> String {
     format!("{}-{}", message.room_id, message.seq)
+}
+
+/// Turns the body of a `settings` event into a MODE change string such as `+m-t`.
+fn settings_mode_string(body: &str) -> String {
+    let mut out = String::new();
+    let mut sign = None;
+    for change in SettingsChange::decode(body) {
+        if sign != Some(change.enabled) {
+            out.push(if change.enabled { '+' } else { '-' });
+            sign = Some(change.enabled);
+        }
+        out.push(match change.setting {
+            RoomSetting::Moderated => 'm',
+            RoomSetting::TopicLocked => 't',
+        });
+    }
+    out
 }
 
 /// Returns the source (`nick!user@host`) shown for a user.
@@ -485,6 +503,39 @@ impl IrcSink {
                 line::push_params(&mut out, &[m.body.as_str()]);
                 out.push_str("\r\n");
                 self.queue.push(out)
+            }
+            MessageKind::Ban => {
+                let target_name = m.target_name.as_deref().unwrap_or("*");
+                let target_id = m.target_id.unwrap_or(UserId(0));
+                let mask = ban_mask(target_name, target_id);
+                self.queue
+                    .push(format!("{tags}:{source} MODE {channel} +b {mask}\r\n"))?;
+                // NOTE: the event does not record whether the user was in the room, so
+                // a ban of a non-member shows a KICK for a nickname not in the channel.
+                if m.target_id == Some(self.view.user_id) {
+                    self.view.lock_channels().remove(&m.room_id);
+                }
+                let target = nick_from_display_name(target_name);
+                let mut out = format!("{tags}:{source} KICK {channel} {target}");
+                if !m.body.is_empty() {
+                    line::push_params(&mut out, &[m.body.as_str()]);
+                }
+                out.push_str("\r\n");
+                self.queue.push(out)
+            }
+            MessageKind::Unban => {
+                let target_name = m.target_name.as_deref().unwrap_or("*");
+                let mask = ban_mask(target_name, m.target_id.unwrap_or(UserId(0)));
+                self.queue
+                    .push(format!("{tags}:{source} MODE {channel} -b {mask}\r\n"))
+            }
+            MessageKind::Settings => {
+                let modes = settings_mode_string(&m.body);
+                if modes.is_empty() {
+                    return Ok(());
+                }
+                self.queue
+                    .push(format!("{tags}:{source} MODE {channel} {modes}\r\n"))
             }
             _ => Ok(()),
         }

@@ -10,7 +10,7 @@ use crate::core::error::{ChatError, ChatResult, ErrorCode};
 use crate::core::i18n::Notice;
 use crate::core::ids::{MessageId, RoomId, Seq, UserId};
 use crate::core::model::Visibility;
-use crate::service::{ChatService, RoomRef, SyncFrom};
+use crate::service::{ChatService, RoomRef, RoomSettings, SyncFrom};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -81,6 +81,22 @@ const EVENTS: &[EventSpec] = &[
     },
     EventSpec {
         name: "room:role",
+        guests: false,
+    },
+    EventSpec {
+        name: "room:ban",
+        guests: false,
+    },
+    EventSpec {
+        name: "room:unban",
+        guests: false,
+    },
+    EventSpec {
+        name: "room:bans",
+        guests: false,
+    },
+    EventSpec {
+        name: "room:settings",
         guests: false,
     },
     EventSpec {
@@ -337,6 +353,22 @@ struct MemberPayload {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct BanPayload {
+    room_id: RoomId,
+    user_id: UserId,
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsPayload {
+    room_id: RoomId,
+    moderated: Option<bool>,
+    topic_locked: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RolePayload {
     room_id: RoomId,
     user_id: UserId,
@@ -474,6 +506,34 @@ async fn dispatch(
                 .set_role(session, p.room_id, p.user_id, p.role)
                 .await?;
             Ok(Value::Null)
+        }
+        "room:ban" => {
+            let p: BanPayload = decode(name, payload)?;
+            service
+                .ban(session, p.room_id, p.user_id, p.reason.as_deref())
+                .await?;
+            Ok(Value::Null)
+        }
+        "room:unban" => {
+            let p: MemberPayload = decode(name, payload)?;
+            service.unban(session, p.room_id, p.user_id).await?;
+            Ok(Value::Null)
+        }
+        "room:bans" => {
+            let p: RoomOnly = decode(name, payload)?;
+            to_value(service.bans(session, p.room_id).await?)
+        }
+        "room:settings" => {
+            let p: SettingsPayload = decode(name, payload)?;
+            let settings = RoomSettings {
+                moderated: p.moderated,
+                topic_locked: p.topic_locked,
+            };
+            to_value(
+                service
+                    .update_room_settings(session, p.room_id, settings)
+                    .await?,
+            )
         }
         "rooms:list" => to_value(service.list_rooms(session).await?),
         "dm:open" => {
