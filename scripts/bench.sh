@@ -8,7 +8,8 @@
 #
 # Needs Rust, node/npm, python3 with venv, curl and taskset. The peers are installed
 # here: bench/peers/node with `npm ci`, the Flask-SocketIO sample into two venvs from
-# its pinned requirements. Every server binds to 127.0.0.1 and runs pinned to core 0
+# its pinned requirements, and the ngIRCd IRC daemon (the IRC fan-out peer) with
+# apt-get from Debian's packages unless `ngircd` is already on the PATH. Every server binds to 127.0.0.1 and runs pinned to core 0
 # (`taskset -c 0`); the generator runs on core 1.
 # BENCH_SERVERS limits the servers, e.g. BENCH_SERVERS="confab reference".
 set -euo pipefail
@@ -26,7 +27,7 @@ fi
 ulimit -n "$(ulimit -Hn)"
 
 if [[ $mode == smoke ]]; then
-    servers="${BENCH_SERVERS:-confab reference node}"
+    servers="${BENCH_SERVERS:-confab reference node ngircd}"
     profile=debug
     # Built one at a time: building both in one command unifies their dependencies'
     # features and rebuilds the server's dependency tree.
@@ -37,6 +38,7 @@ if [[ $mode == smoke ]]; then
     generator_core=""
     fanout_args=(--members 30 --senders 3 --start-rate 300 --max-rate 600 --bisect 1
                  --cpu-rate 300 --step-secs 1 --drain-secs 2 --settle-secs 0.5)
+    irc_fanout_args=("${fanout_args[@]}")
     idle_counts=200
     idle_hold=1
     storm_clients=200
@@ -45,7 +47,7 @@ if [[ $mode == smoke ]]; then
     history_sizes="2000"
     history_reads=100
 else
-    servers="${BENCH_SERVERS:-confab reference node flask-gevent flask-threading}"
+    servers="${BENCH_SERVERS:-confab reference node flask-gevent flask-threading ngircd}"
     profile=release
     # Built one at a time: building both in one command unifies their dependencies'
     # features and rebuilds the server's dependency tree.
@@ -57,6 +59,9 @@ else
     generator_core="taskset -c 1"
     fanout_args=(--members 1000 --senders 10 --start-rate 10000 --max-rate 2000000
                  --bisect 4 --cpu-rate 20000 --step-secs 5 --drain-secs 3)
+    # IRC registration and JOIN announcements take longer to settle than a Socket.IO
+    # handshake, because every JOIN goes to every member already in the channel.
+    irc_fanout_args=("${fanout_args[@]}" --settle-secs 5)
     idle_counts=1000,10000,19500
     idle_hold=10
     storm_clients=5000
@@ -95,15 +100,27 @@ wait_port() {
     return 1
 }
 
-# Starts server $1 on port $2 (Confab keeps its data in $3) and sets server_pid.
+# Starts server $1 on port $2 and sets server_pid. Confab keeps its data in $3 and
+# serves IRC on port $4 if one is given.
 start_server() {
-    local kind=$1 port=$2 data=${3:-}
+    local kind=$1 port=$2 data=${3:-} irc_port=${4:-}
+    local irc_args=(--irc-enabled false)
+    if [[ -n $irc_port ]]; then
+        # The default input budget would hold each sender to 4 lines a second.
+        irc_args=(--irc-listen "127.0.0.1:$irc_port"
+                  --irc-flood-burst 1000000 --irc-flood-rate 1000000)
+    fi
     case $kind in
         confab)
             $server_core "$confab" serve --listen "127.0.0.1:$port" --data-dir "$data" \
                 --send-rate 1000000 --send-burst 1000000 \
                 --auth-rate 1000000 --auth-burst 1000000 --log warn \
-                --irc-enabled false \
+                "${irc_args[@]}" \
+                >>"$work/$kind.log" 2>&1 &
+            ;;
+        ngircd)
+            write_ngircd_conf "$port" >"$work/ngircd.conf"
+            $server_core ngircd --nodaemon --config "$work/ngircd.conf" \
                 >>"$work/$kind.log" 2>&1 &
             ;;
         reference)
@@ -135,6 +152,33 @@ start_server() {
     fi
 }
 
+# Prints an ngIRCd configuration that listens on 127.0.0.1:$1 only. Penalties are
+# off (MaxPenaltyTime = 0), because ngIRCd otherwise throttles a client to a few
+# commands a second, as Confab's default input budget does. Connections per address
+# are not limited, since the generator opens hundreds from each. ngIRCd started as
+# root switches to the unprivileged user `nobody` after reading this file.
+write_ngircd_conf() {
+    cat <<EOF
+[Global]
+Name = bench.ngircd
+Info = confab-bench IRC peer
+Listen = 127.0.0.1
+Ports = $1
+[Limits]
+MaxConnections = 0
+MaxConnectionsIP = 0
+MaxJoins = 0
+MaxNickLength = 30
+MaxPenaltyTime = 0
+PingTimeout = 600
+PongTimeout = 600
+[Options]
+DNS = no
+Ident = no
+PAM = no
+EOF
+}
+
 stop_server() {
     # The server may already have exited under load.
     kill "$server_pid" 2>/dev/null || echo "warning: server $server_pid had already exited" >&2
@@ -157,6 +201,16 @@ install_peers() {
                 echo "==> installing bench/peers/flask/requirements-${kind#flask-}.txt"
                 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
                     -r "bench/peers/flask/requirements-${kind#flask-}.txt"
+                ;;
+            ngircd)
+                if ! command -v ngircd >/dev/null; then
+                    if [[ $(id -u) -ne 0 ]]; then
+                        echo "error: ngircd is missing; install it as root with 'apt-get install ngircd'" >&2
+                        exit 1
+                    fi
+                    echo "==> apt-get install ngircd"
+                    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ngircd
+                fi
                 ;;
         esac
     done
@@ -207,6 +261,10 @@ for kind in $servers; do
         start_server confab $port "$data"
         generate rooms confab $port --manifest "$manifest" "${rooms_args[@]}"
         stop_server
+        # The IRC port is 1,000 above the HTTP port; the generator uses only IRC here.
+        start_server confab $port "$data" $((port + 1000))
+        generate irc-fanout confab $((port + 1000)) "${irc_fanout_args[@]}"
+        stop_server
 
         for size in $history_sizes; do
             hdata="$work/confab-history-$size"
@@ -219,6 +277,11 @@ for kind in $servers; do
             stop_server
             rm -rf "$hdata"
         done
+    elif [[ $kind == ngircd ]]; then
+        # ngIRCd is a peer for the IRC scenario only; any channel name creates a channel.
+        start_server ngircd $port
+        generate irc-fanout ngircd $port "${irc_fanout_args[@]}" --channel '#bench'
+        stop_server
     else
         start_server "$kind" $port
         generate idle "$kind" $port --counts "$idle_counts" --hold-secs "$idle_hold"
@@ -237,7 +300,7 @@ finished_at="$(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "- Run: $started_at to $finished_at, \`scripts/bench.sh\` ($mode), commit $(git rev-parse --short HEAD)."
     echo "- CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores; memory $(free -g | awk '/Mem:/ {print $2}') GiB; kernel $(uname -r)."
     echo "- Load average (1, 5, 15 min) before the run: $load_before; after: $(cut -d' ' -f1-3 /proc/loadavg)."
-    echo "- Versions: $(rustc --version), node $(node --version), $(python3 --version)."
+    echo "- Versions: $(rustc --version), node $(node --version), $(python3 --version), $(ngircd --version 2>/dev/null | head -1 | cut -d- -f1)."
 } >"$results/run-info.md"
 
 if [[ $mode == smoke ]]; then

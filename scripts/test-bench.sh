@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Smoke test of the benchmark tool: the generator's unit tests, then every scenario of
-# scripts/bench.sh with small numbers against Confab, the reference server and the
-# Node.js peer. It checks the generator's own accounting (expected = received + lost,
+# scripts/bench.sh with small numbers against Confab, the reference server, the
+# Node.js peer and ngIRCd (IRC fan-out only). It checks the generator's own accounting (expected = received + lost,
 # no duplicates) and that Confab delivers every message; it asserts no timings.
 set -euo pipefail
 
@@ -14,7 +14,7 @@ cargo test -p confab-bench
 results="$(mktemp -d)"
 trap 'rm -rf "$results"' EXIT
 echo "==> scripts/bench.sh --smoke"
-BENCH_RESULTS="$results" BENCH_SERVERS="confab reference node" scripts/bench.sh --smoke
+BENCH_RESULTS="$results" BENCH_SERVERS="confab reference node ngircd" scripts/bench.sh --smoke
 
 echo "==> checking the results"
 python3 - "$results" <<'PY'
@@ -69,11 +69,31 @@ for server in ["confab", "reference", "node"]:
             check(f"{server} {phase} storm: no failure", storm[phase]["failed"] == 0,
                   storm[phase]["errors"])
 
+for server in ["confab", "ngircd"]:
+    irc = load(f"{server}-irc-fanout")
+    if irc:
+        for i, step in enumerate(steps(irc)):
+            label = f"{server} IRC fan-out step {i}"
+            check(f"{label}: expected = received + lost",
+                  step["expected"] == step["received"] + step["lost"], step)
+            check(f"{label}: no duplicates", step["duplicated"] == 0, step)
+            check(f"{label}: something sent", step["messages_sent"] > 0, step)
+            # A sender does not receive its own PRIVMSG, so each message reaches the
+            # other members only.
+            check(f"{label}: one delivery per other member",
+                  step["expected"] == step["messages_sent"] * (irc["members"] - 1), step)
+        check(f"{server} IRC fan-out: no connection dropped", irc["connections_dropped"] == 0,
+              irc["drop_reasons"])
+
 # Confab stores and delivers every message at these small rates.
 fanout = load("confab-fanout")
 if fanout:
     for i, step in enumerate(steps(fanout)):
         check(f"confab fan-out step {i}: nothing lost", step["lost"] == 0, step)
+irc = load("confab-irc-fanout")
+if irc:
+    for i, step in enumerate(steps(irc)):
+        check(f"confab IRC fan-out step {i}: nothing lost", step["lost"] == 0, step)
 rooms = load("confab-rooms")
 if rooms:
     for i, step in enumerate(rooms["steps"]):

@@ -7,6 +7,7 @@
 //! connection parses the probes it receives into the step's [`Tracker`].
 
 use crate::accounting::{Summary, Tracker};
+use crate::irc::{self, IrcConn, Registration};
 use crate::procstat;
 use crate::sio::{self, ConnectOptions, Probe};
 use crate::target::Target;
@@ -16,6 +17,7 @@ use serde::Serialize;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -31,10 +33,25 @@ pub enum Framing {
     Native { room_id: i64 },
 }
 
+/// Protocol and handshake settings of one member's connection.
+#[derive(Clone, Debug)]
+pub enum Connect {
+    /// A Socket.IO client, whose messages use the member's [`Framing`].
+    SocketIo(ConnectOptions),
+    /// An IRC client that registers and joins one channel, where it sends PRIVMSG.
+    Irc(Registration),
+}
+
+/// An open connection of either protocol.
+enum Conn {
+    SocketIo(sio::Ws),
+    Irc(IrcConn, String),
+}
+
 /// One connection of a load run.
 #[derive(Clone, Debug)]
 pub struct Member {
-    pub connect: ConnectOptions,
+    pub connect: Connect,
     /// Sender index and the number of connections each of its messages should reach.
     pub sends: Option<(u32, u64, Framing)>,
 }
@@ -54,6 +71,32 @@ struct Shared {
     dropped: Cell<u64>,
     drop_reasons: RefCell<Vec<String>>,
     native: bool,
+}
+
+impl Shared {
+    /// Returns the current step and how many messages a sender owes in it now, given
+    /// the step it last saw and what it has sent in that step, which it resets when a
+    /// new step has begun.
+    fn batch_owed(&self, step_seen: &mut u32, sent_in_step: &mut u64) -> (u32, u64) {
+        let step = self.step.get();
+        if step != *step_seen {
+            *step_seen = step;
+            *sent_in_step = 0;
+        }
+        let elapsed = self.step_started.get().elapsed().as_secs_f64();
+        // The first message goes out at once, the (n+1)th after n intervals.
+        let owed = (elapsed * self.rate_per_sender.get()) as u64 + 1;
+        (step, owed.saturating_sub(*sent_in_step).min(MAX_BATCH))
+    }
+
+    /// Counts a connection that ended before the run did, keeping the first reasons.
+    fn record_drop(&self, index: usize, reason: String) {
+        self.dropped.set(self.dropped.get() + 1);
+        let mut reasons = self.drop_reasons.borrow_mut();
+        if reasons.len() < 5 {
+            reasons.push(format!("member {index}: {reason}"));
+        }
+    }
 }
 
 /// Result of one step at one offered rate.
@@ -132,19 +175,40 @@ impl Load {
         for chunk in members.chunks(parallel.max(1)) {
             let handshakes = chunk.iter().enumerate().map(|(i, m)| {
                 let source = sio::source_addr(index + i, target.sources);
-                let options = m.connect.clone();
-                async move { sio::connect(target.addr, source, &options).await }
+                let connect = m.connect.clone();
+                async move {
+                    match connect {
+                        Connect::SocketIo(options) => sio::connect(target.addr, source, &options)
+                            .await
+                            .map(Conn::SocketIo),
+                        Connect::Irc(registration) => {
+                            irc::connect(target.addr, source, &registration)
+                                .await
+                                .map(|conn| Conn::Irc(conn, registration.channel))
+                        }
+                    }
+                }
             });
             let connected = futures_util::future::join_all(handshakes).await;
             for (m, result) in chunk.iter().zip(connected) {
                 let conn = result.with_context(|| format!("connecting member {index}"))?;
-                let task = tokio::task::spawn_local(run_member(
-                    index,
-                    conn,
-                    m.sends.clone(),
-                    shared.clone(),
-                    stop.subscribe(),
-                ));
+                let task = match conn {
+                    Conn::SocketIo(ws) => tokio::task::spawn_local(run_member(
+                        index,
+                        ws,
+                        m.sends.clone(),
+                        shared.clone(),
+                        stop.subscribe(),
+                    )),
+                    Conn::Irc(conn, channel) => tokio::task::spawn_local(run_irc_member(
+                        index,
+                        conn,
+                        channel,
+                        m.sends.as_ref().map(|s| (s.0, s.1)),
+                        shared.clone(),
+                        stop.subscribe(),
+                    )),
+                };
                 tasks.push(task);
                 index += 1;
             }
@@ -293,15 +357,7 @@ async fn run_member(
                 if !shared.sending.get() {
                     continue;
                 }
-                let step = shared.step.get();
-                if step != step_seen {
-                    step_seen = step;
-                    sent_in_step = 0;
-                }
-                let elapsed = shared.step_started.get().elapsed().as_secs_f64();
-                // The first message goes out at once, the (n+1)th after n intervals.
-                let owed = (elapsed * shared.rate_per_sender.get()) as u64 + 1;
-                let batch = owed.saturating_sub(sent_in_step).min(MAX_BATCH);
+                let (step, batch) = shared.batch_owed(&mut step_seen, &mut sent_in_step);
                 if batch == 0 {
                     continue;
                 }
@@ -334,11 +390,82 @@ async fn run_member(
     };
 
     if let Some(reason) = reason {
-        shared.dropped.set(shared.dropped.get() + 1);
-        let mut reasons = shared.drop_reasons.borrow_mut();
-        if reasons.len() < 5 {
-            reasons.push(format!("member {index}: {reason}"));
-        }
+        shared.record_drop(index, reason);
     }
     let _ = ws.close(None).await;
+}
+
+async fn run_irc_member(
+    index: usize,
+    mut conn: IrcConn,
+    channel: String,
+    sends: Option<(u32, u64)>,
+    shared: Rc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut step_seen = 0;
+    let mut sent_in_step = 0u64;
+    let mut batch_text = String::new();
+
+    let reason = loop {
+        tokio::select! {
+            biased;
+            _ = stop.changed() => break None,
+            // `Lines::next_line` is cancel safe, so a tick cannot lose part of a line.
+            line = conn.lines.next_line() => match line {
+                Ok(Some(text)) => {
+                    let Some(line) = irc::Line::parse(&text) else { continue };
+                    if let Some(pong) = irc::pong_for(&line) {
+                        if let Err(err) = conn.writer.write_all(pong.as_bytes()).await {
+                            break Some(format!("pong failed: {err}"));
+                        }
+                    } else if line.command == "ERROR" {
+                        break Some(format!("closed by server: {text}"));
+                    } else if let Some(p) = line.privmsg_text(&channel).and_then(Probe::parse)
+                        && p.step == shared.step.get()
+                    {
+                        let latency = sio::now_us().saturating_sub(p.sent_us);
+                        shared
+                            .tracker
+                            .borrow_mut()
+                            .record(index, p.sender as usize, p.seq, latency);
+                    }
+                }
+                Ok(None) => break Some("connection ended".to_owned()),
+                Err(err) => break Some(format!("read failed: {err}")),
+            },
+            _ = tick.tick(), if sends.is_some() => {
+                let Some((sender, fanout)) = sends else { continue };
+                if !shared.sending.get() {
+                    continue;
+                }
+                let (step, batch) = shared.batch_owed(&mut step_seen, &mut sent_in_step);
+                if batch == 0 {
+                    continue;
+                }
+                batch_text.clear();
+                for seq in sent_in_step..sent_in_step + batch {
+                    let probe = Probe { step, sender, seq, sent_us: sio::now_us() };
+                    batch_text.push_str(&irc::privmsg_line(&channel, &probe.body()));
+                }
+                if let Err(err) = conn.writer.write_all(batch_text.as_bytes()).await {
+                    break Some(format!("send failed: {err}"));
+                }
+                let mut tracker = shared.tracker.borrow_mut();
+                for _ in 0..batch {
+                    tracker.sent(fanout);
+                }
+                shared.sent.set(shared.sent.get() + batch);
+                sent_in_step += batch;
+            }
+        }
+    };
+
+    if let Some(reason) = reason {
+        shared.record_drop(index, reason);
+    }
+    let _ = conn.writer.write_all(b"QUIT\r\n").await;
+    let _ = conn.writer.shutdown().await;
 }

@@ -1,8 +1,9 @@
-//! `confab-bench`: a single-threaded Socket.IO v4 load generator for Confab and the
+//! `confab-bench`: a single-threaded Socket.IO v4 and IRC load generator for Confab and the
 //! servers people would pick instead, the bare WebSocket reference server, the database
 //! seed and the report writer. docs/benchmarks.md describes the method.
 
 mod accounting;
+mod irc;
 mod load;
 mod procstat;
 mod reference;
@@ -18,7 +19,7 @@ use std::path::{Path, PathBuf};
 #[derive(Parser)]
 #[command(
     version,
-    about = "Socket.IO load generator and peer comparison for Confab"
+    about = "Socket.IO and IRC load generator and peer comparison for Confab"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -33,6 +34,16 @@ enum Command {
         target: target::Target,
         #[command(flatten)]
         args: scenarios::FanoutArgs,
+        /// Output file for the result, as JSON.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// One IRC channel of N members; rates stepped and bisected as in `fanout`.
+    IrcFanout {
+        #[command(flatten)]
+        target: target::Target,
+        #[command(flatten)]
+        args: scenarios::IrcFanoutArgs,
         /// Output file for the result, as JSON.
         #[arg(long)]
         out: PathBuf,
@@ -105,6 +116,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Fanout { target, args, out } => {
             write(&out, &scenarios::fanout(&target, &args).await?)
+        }
+        Command::IrcFanout { target, args, out } => {
+            write(&out, &scenarios::irc_fanout(&target, &args).await?)
         }
         Command::Rooms { target, args, out } => {
             let manifest = seed::read_manifest(&args.manifest)?;

@@ -119,6 +119,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
         ("run_info", run_info),
         ("fanout_table", fanout_table(&results)),
         ("fanout_steps", fanout_steps(&results)),
+        ("irc_fanout_table", irc_fanout_table(&results)),
         ("idle_table", idle_table(&results)),
         ("storm_table", storm_table(&results)),
         ("rooms_table", rooms_table(&results)),
@@ -161,6 +162,49 @@ fn fanout_table(r: &Results) -> String {
                 "no"
             },
         );
+    }
+    t
+}
+
+/// IRC servers in table order, with their display names.
+const IRC_SERVERS: [(&str, &str); 2] = [
+    (
+        "confab",
+        "Confab IRC gateway (SQLite, stores every message)",
+    ),
+    ("ngircd", "ngIRCd (Debian package), relays only"),
+];
+
+fn irc_fanout_table(r: &Results) -> String {
+    let mut t = String::from(
+        "| Server | Highest passing rate (deliveries/s) | Server CPU per delivery at the comparison rate (µs) | p50 / p99 / max at that rate (ms) | Lost | Dup. | Out of order | Server RSS (MiB) | Generator saturated |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for (key, name) in IRC_SERVERS {
+        let Some(v) = r.get(key, "irc-fanout") else {
+            continue;
+        };
+        let at = &v["at_cpu_rate"];
+        let _ = writeln!(
+            t,
+            "| {name} | {} | {} | {} / {} / {} | {} | {} | {} | {} | {} |",
+            fmt(num(v, "/max_passing_per_s"), 0),
+            fmt(num(at, "/server_cpu_us_per_delivery"), 2),
+            ms(num(at, "/p50_us")),
+            ms(num(at, "/p99_us")),
+            ms(num(at, "/max_us")),
+            fmt(num(at, "/lost"), 0),
+            fmt(num(at, "/duplicated"), 0),
+            fmt(num(at, "/out_of_order"), 0),
+            fmt(num(at, "/server_rss_kib").map(|k| k / 1024.0), 0),
+            if v["generator_saturated"].as_bool() == Some(true) {
+                "yes"
+            } else {
+                "no"
+            },
+        );
+    }
+    if t.lines().count() == 2 {
+        t.push_str("| (no IRC fan-out results in this run) | | | | | | | | |\n");
     }
     t
 }

@@ -1,6 +1,7 @@
 //! The benchmark scenarios. Each returns a serialisable result; `main` writes it as JSON.
 
-use crate::load::{Framing, Load, Member, Step, StepRule};
+use crate::irc::Registration;
+use crate::load::{Connect, Framing, Load, Member, Step, StepRule};
 use crate::procstat;
 use crate::seed::Manifest;
 use crate::sio;
@@ -87,11 +88,69 @@ pub async fn fanout(target: &Target, args: &FanoutArgs) -> anyhow::Result<Fanout
     let fanout = args.members as u64;
     let members = (0..args.members)
         .map(|i| Member {
-            connect: target.kind.anonymous(),
+            connect: Connect::SocketIo(target.kind.anonymous()),
             sends: (i < args.senders).then_some((i as u32, fanout, Framing::Plain)),
         })
         .collect();
     let load = Load::connect(target, members, args.parallel, false).await?;
+    search(target, args, load, "fanout").await
+}
+
+/// Settings of the IRC fan-out search.
+#[derive(Clone, Debug, clap::Args)]
+pub struct IrcFanoutArgs {
+    #[command(flatten)]
+    pub fanout: FanoutArgs,
+    /// Channel every member joins; on Confab it must exist, because guests may not
+    /// create rooms unless the server allows it.
+    #[arg(long, default_value = "#lobby")]
+    pub channel: String,
+}
+
+/// Fan-out in one IRC channel: every member registers as a guest under its own
+/// nickname and joins the channel, and the senders send PRIVMSG. Each message reaches
+/// every member but its sender, because IRC returns a client's own messages only with
+/// the echo-message capability, which the generator does not request.
+pub async fn irc_fanout(target: &Target, args: &IrcFanoutArgs) -> anyhow::Result<FanoutResult> {
+    let fanout_args = &args.fanout;
+    anyhow::ensure!(
+        fanout_args.senders >= 1 && fanout_args.senders < fanout_args.members,
+        "--senders must be between 1 and --members - 1, because a sender does not receive its own messages"
+    );
+    anyhow::ensure!(
+        args.channel.starts_with('#') && !args.channel.contains([' ', ',', '\r', '\n']),
+        "--channel must be one channel name starting with '#', got {:?}",
+        args.channel
+    );
+    // The prefix changes every millisecond, so nicknames do not collide with guests of
+    // an earlier run that the server still holds. A nickname may not start with a
+    // digit, and 13 characters fit ngIRCd's configured and Confab's default NICKLEN.
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis()
+        % 1_000_000;
+    let fanout = fanout_args.members as u64 - 1;
+    let members = (0..fanout_args.members)
+        .map(|i| Member {
+            connect: Connect::Irc(Registration {
+                nick: format!("b{run}x{i}"),
+                channel: args.channel.clone(),
+            }),
+            sends: (i < fanout_args.senders).then_some((i as u32, fanout, Framing::Plain)),
+        })
+        .collect();
+    let load = Load::connect(target, members, fanout_args.parallel, false).await?;
+    search(target, fanout_args, load, "irc-fanout").await
+}
+
+/// Runs the fan-out search on connected members: a warm-up step, the step at the
+/// comparison rate, rates doubled until a step fails, then bisection.
+async fn search(
+    target: &Target,
+    args: &FanoutArgs,
+    load: Load,
+    scenario: &'static str,
+) -> anyhow::Result<FanoutResult> {
     tokio::time::sleep(Duration::from_secs_f64(args.settle_secs)).await;
     let rule = args.rule();
 
@@ -106,7 +165,7 @@ pub async fn fanout(target: &Target, args: &FanoutArgs) -> anyhow::Result<Fanout
     .await?;
     let at_cpu_rate = load.step(args.cpu_rate, &rule).await?;
     eprintln!(
-        "fan-out {:?}: at {} /s: {:?}",
+        "{scenario} {:?}: at {} /s: {:?}",
         target.kind, args.cpu_rate, at_cpu_rate.summary
     );
 
@@ -117,7 +176,7 @@ pub async fn fanout(target: &Target, args: &FanoutArgs) -> anyhow::Result<Fanout
     while rate <= args.max_rate {
         let step = load.step(rate, &rule).await?;
         eprintln!(
-            "fan-out {:?}: offered {rate:.0}/s delivered {:.0}/s p99 {} us lost {} passed {}",
+            "{scenario} {:?}: offered {rate:.0}/s delivered {:.0}/s p99 {} us lost {} passed {}",
             target.kind, step.delivered_per_s, step.summary.p99_us, step.summary.lost, step.passed
         );
         let passed = step.passed;
@@ -142,7 +201,7 @@ pub async fn fanout(target: &Target, args: &FanoutArgs) -> anyhow::Result<Fanout
             };
             let step = load.step(mid, &rule).await?;
             eprintln!(
-                "fan-out {:?}: bisect {mid:.0}/s p99 {} us lost {} passed {}",
+                "{scenario} {:?}: bisect {mid:.0}/s p99 {} us lost {} passed {}",
                 target.kind, step.summary.p99_us, step.summary.lost, step.passed
             );
             if step.passed {
@@ -160,7 +219,7 @@ pub async fn fanout(target: &Target, args: &FanoutArgs) -> anyhow::Result<Fanout
     let connect_secs = load.connect_secs;
     load.close().await;
     Ok(FanoutResult {
-        scenario: "fanout",
+        scenario,
         server: target.kind,
         members: args.members,
         senders: args.senders,
@@ -230,7 +289,7 @@ pub async fn rooms(
                 Framing::Native { room_id: room.id },
             ));
             members.push(Member {
-                connect: target.kind.with_token(&manifest.tokens[user]),
+                connect: Connect::SocketIo(target.kind.with_token(&manifest.tokens[user])),
                 sends,
             });
         }

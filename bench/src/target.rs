@@ -18,6 +18,8 @@ pub enum ServerKind {
     FlaskGevent,
     /// The bare WebSocket broadcast server of this crate.
     Reference,
+    /// The ngIRCd IRC daemon, a peer for the IRC fan-out scenario only.
+    Ngircd,
 }
 
 impl ServerKind {

@@ -32,14 +32,33 @@ use std::time::Instant;
 pub type ConnId = u64;
 
 /// An event on its way out, shared by every recipient of one fan-out. The JSON payload
-/// is encoded on first use and reused for every recipient.
+/// and each gateway's encoding are made on first use and reused for every recipient,
+/// so per recipient only the framing and the recipient's own parts (IRC tags, for
+/// example) remain.
 pub struct Outbound {
     pub event: Event,
     /// When the triggering request reached the service, for the latency histogram.
     pub started: Instant,
     json: OnceLock<Box<RawValue>>,
-    /// Another gateway's encoding of the event (IRC lines), also made once per fan-out.
-    encoded: OnceLock<Box<dyn Any + Send + Sync>>,
+    /// Gateway encodings of the event, one slot per [`Encoding`].
+    encoded: [OnceLock<Box<dyn Any + Send + Sync>>; Encoding::COUNT],
+}
+
+/// A gateway's encoding of an event, cached once per fan-out in its own slot.
+///
+/// An encoding must be the same for every recipient: anything that depends on the
+/// connection (its language, capabilities or nickname) is added per recipient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    /// The IRC lines of a text message in a channel, without tags.
+    IrcChannelText,
+    /// A message body as a JSON string, the payload of the plain Socket.IO `message`
+    /// event.
+    SocketIoPlainText,
+}
+
+impl Encoding {
+    const COUNT: usize = 2;
 }
 
 impl Outbound {
@@ -49,7 +68,7 @@ impl Outbound {
             event,
             started,
             json: OnceLock::new(),
-            encoded: OnceLock::new(),
+            encoded: [const { OnceLock::new() }; Encoding::COUNT],
         })
     }
 
@@ -61,10 +80,15 @@ impl Outbound {
         })
     }
 
-    /// Returns a gateway's own encoding of the event, made by `encode` on the first call.
-    /// One gateway type may use this slot; a call asking for another type gets `None`.
-    pub fn encoded<T: Any + Send + Sync>(&self, encode: impl FnOnce(&Event) -> T) -> Option<&T> {
-        self.encoded
+    /// Returns the event's encoding in `slot`, made by `encode` on the first call for
+    /// that slot. Each slot stores one type, so a call that requests another type than
+    /// the first call stored gets `None`.
+    pub fn encoded<T: Any + Send + Sync>(
+        &self,
+        slot: Encoding,
+        encode: impl FnOnce(&Event) -> T,
+    ) -> Option<&T> {
+        self.encoded[slot as usize]
             .get_or_init(|| Box::new(encode(&self.event)))
             .downcast_ref()
     }
@@ -565,6 +589,27 @@ mod tests {
             }),
             Instant::now(),
         )
+    }
+
+    #[test]
+    fn encoding_made_once_per_slot() {
+        let event = typing(RoomId(1));
+        let calls = AtomicU64::new(0);
+        let encode = |text: &'static str| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            text.to_owned()
+        };
+
+        let irc = event.encoded(Encoding::IrcChannelText, |_| encode("irc"));
+        assert_eq!(irc.map(String::as_str), Some("irc"));
+        let again = event.encoded(Encoding::IrcChannelText, |_| encode("other"));
+        assert_eq!(again.map(String::as_str), Some("irc"));
+        let socketio = event.encoded(Encoding::SocketIoPlainText, |_| encode("sio"));
+        assert_eq!(socketio.map(String::as_str), Some("sio"));
+        assert_eq!(calls.load(Ordering::Relaxed), 2);
+
+        // A slot keeps the type of its first value.
+        assert!(event.encoded(Encoding::IrcChannelText, |_| 7u32).is_none());
     }
 
     fn removed(room: RoomId) -> Arc<Outbound> {

@@ -15,7 +15,7 @@ use crate::core::event::{Event, Presence};
 use crate::core::i18n::{self, Lang, Notice};
 use crate::core::ids::{RoomId, UserId};
 use crate::core::model::{Message, MessageKind, RoomSetting, SettingsChange, Visibility};
-use crate::hub::{Outbound, Sink, SinkError};
+use crate::hub::{Encoding, Outbound, Sink, SinkError};
 use crate::service::ChatService;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -441,11 +441,12 @@ impl IrcSink {
     }
 
     fn message_new(&self, event: &Arc<Outbound>, m: &Message) -> Result<(), SinkError> {
+        if m.kind == MessageKind::Text {
+            return self.channel_text(event, m);
+        }
         let Some(channel) = self.view.channel(m.room_id) else {
-            if self.view.is_direct(m.room_id) {
-                return self.direct_message(m);
-            }
             // A room this client does not show; a JOIN for it arrives as `room:added`.
+            // Direct rooms show text messages only.
             return Ok(());
         };
         let own = m.author_id == Some(self.view.user_id);
@@ -458,26 +459,6 @@ impl IrcSink {
             None,
         );
         match m.kind {
-            MessageKind::Text => {
-                if own && !self.view.caps.has(Capability::EchoMessage) {
-                    return Ok(());
-                }
-                let Some(text) = event.encoded(|_| encode_text(m, &channel)) else {
-                    return Ok(());
-                };
-                let label = m
-                    .client_msg_id
-                    .as_deref()
-                    .filter(|_| own)
-                    .and_then(|id| self.view.take_echo_label(id));
-                match label {
-                    Some(label) => self.push_labeled_echo(text, &label),
-                    None => {
-                        let tags = text.tags_for(&self.view.caps, None);
-                        self.push_all(text.lines().iter().map(|l| format!("{tags}{l}")))
-                    }
-                }
-            }
             // This client's own joins and parts arrive as `room:added` and `room:removed`.
             MessageKind::Join if !own => self
                 .queue
@@ -538,6 +519,45 @@ impl IrcSink {
                     .push(format!("{tags}:{source} MODE {channel} {modes}\r\n"))
             }
             _ => Ok(()),
+        }
+    }
+
+    /// Sends a text message as PRIVMSG lines. The lines are encoded once per fan-out,
+    /// so a recipient adds only its tags.
+    fn channel_text(&self, event: &Arc<Outbound>, m: &Message) -> Result<(), SinkError> {
+        let own = m.author_id == Some(self.view.user_id);
+        let text = {
+            let channels = self.view.lock_channels();
+            let Some(channel) = channels.get(&m.room_id) else {
+                drop(channels);
+                if self.view.is_direct(m.room_id) {
+                    return self.direct_message(m);
+                }
+                // A room this client does not show; a JOIN for it arrives as `room:added`.
+                return Ok(());
+            };
+            if own && !self.view.caps.has(Capability::EchoMessage) {
+                return Ok(());
+            }
+            // The first recipient encodes the lines under its channel lock, so the
+            // channel name is not copied. Every client shows the room as `#` and its
+            // name, so the first recipient's channel name is right for all.
+            event.encoded(Encoding::IrcChannelText, |_| encode_text(m, channel))
+        };
+        let Some(text) = text else {
+            return Ok(());
+        };
+        let label = m
+            .client_msg_id
+            .as_deref()
+            .filter(|_| own)
+            .and_then(|id| self.view.take_echo_label(id));
+        match label {
+            Some(label) => self.push_labeled_echo(text, &label),
+            None => {
+                let tags = text.tags_for(&self.view.caps, None);
+                self.push_all(text.lines().iter().map(|l| format!("{tags}{l}")))
+            }
         }
     }
 }
