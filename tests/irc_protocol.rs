@@ -923,6 +923,17 @@ async fn away_notify_and_away_replies() {
     assert!(reply.contains(&format!(" {away_name} ")), "{reply}");
     assert_eq!(trailing(&reply), "out for lunch");
 
+    // A user who joins a channel while away is announced as away there.
+    let channel = format!("#awayroom{}", unique_suffix());
+    watcher.send(&format!("JOIN {channel}")).await;
+    watcher.expect_numeric("366").await;
+    away.send(&format!("JOIN {channel}")).await;
+    watcher
+        .wait_for(|l| l.starts_with(&format!(":{away_name}!")) && l.contains(" JOIN "))
+        .await;
+    let on_join = watcher.wait_for(|l| command_of(l) == "AWAY").await;
+    assert_eq!(trailing(&on_join), "out for lunch");
+
     // The second connection of the same user clears the shared state.
     second.send("AWAY").await;
     second.expect_numeric("305").await;
@@ -1015,6 +1026,7 @@ async fn tagmsg_and_client_tags_relay() {
     assert!(line.ends_with(" TAGMSG #lobby"), "{line}");
     assert_eq!(tag(&line, "+typing"), Some("active"), "{line}");
     assert_eq!(tag(&line, "+example.com/note"), Some("a\\sb"), "{line}");
+    assert!(tag(&line, "msgid").is_some(), "{line}");
     let echo = sender.wait_for(|l| command_of(l) == "TAGMSG").await;
     assert_eq!(tag(&echo, "+typing"), Some("active"), "{echo}");
     let typing = sio.wait_event("typing").await;

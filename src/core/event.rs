@@ -42,6 +42,9 @@ pub struct TagMessage {
     pub account: Option<String>,
     /// Client-only tags, escaped and `;`-separated, as on an IRC line.
     pub tags: String,
+    /// Random id sent as the IRC `msgid` tag; tag messages are not stored, so they have
+    /// no room sequence number.
+    pub id: String,
     pub sent_at: Millis,
 }
 

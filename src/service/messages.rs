@@ -439,6 +439,7 @@ impl ChatService {
                     display_name: user.display_name,
                     account: user.username,
                     tags: tags.to_owned(),
+                    id: format!("t{:016x}", rand::random::<u64>()),
                     sent_at: now_millis(),
                 }),
                 started,

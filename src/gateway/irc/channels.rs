@@ -156,11 +156,11 @@ impl Connection {
             let room = if target.starts_with('#') {
                 view.room_of(target)
             } else {
-                let room = self.open_direct_by_nick(target, notice).await;
-                if room.is_some() && !notice {
+                // 301 comes first, even when the message itself is then rejected.
+                if !notice {
                     self.reply_if_away(target).await;
                 }
-                room
+                self.open_direct_by_nick(target, notice).await
             };
             let Some(room) = room else {
                 if !notice && target.starts_with('#') {

@@ -495,7 +495,7 @@ impl IrcSink {
         let time = server_time(tag_message.sent_at);
         let context = TagContext {
             time: &time,
-            msgid: None,
+            msgid: Some(&tag_message.id),
             account: tag_message.account.as_deref(),
             client_tags: Some(&tag_message.tags),
         };
@@ -668,7 +668,21 @@ impl IrcSink {
                     m.author_account.as_deref(),
                     &m.author_name,
                 );
-                self.queue.push(format!("{tags}{join}"))
+                self.queue.push(format!("{tags}{join}"))?;
+                // IRCv3 away-notify: a user who joins while away is announced as away.
+                let away = m
+                    .author_id
+                    .filter(|_| self.view.caps.has(Capability::AwayNotify))
+                    .and_then(|author| self.service.away_message(author));
+                match away {
+                    Some(message) => {
+                        let mut out = format!(":{source} AWAY");
+                        line::push_params(&mut out, &[message.as_str()]);
+                        out.push_str("\r\n");
+                        self.queue.push(out)
+                    }
+                    None => Ok(()),
+                }
             }
             MessageKind::Leave if !own => {
                 let mut out = format!("{tags}:{source} PART {channel}");
