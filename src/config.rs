@@ -29,6 +29,9 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Copy an SQLite database into an empty PostgreSQL database, checking row counts.
     MigrateStore(MigrateStoreArgs),
+    /// Read a password from standard input and print its argon2 PHC string, the form
+    /// `--irc-oper` takes.
+    HashPassword,
 }
 
 /// Options of `confab migrate-store`.
@@ -280,6 +283,11 @@ pub struct ServeArgs {
     /// Time an IRC client has to complete registration, in seconds (1 to 3600).
     #[arg(long, env = "CONFAB_IRC_REGISTRATION_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600), value_name = "SECONDS")]
     pub irc_registration_timeout_secs: u64,
+
+    /// IRC operator block as NAME:PASSWORD_HASH, where the hash is an argon2 PHC string from
+    /// `confab hash-password`; repeat the flag, or separate blocks with `;`, for several.
+    #[arg(long, env = "CONFAB_IRC_OPER", value_delimiter = ';', value_parser = parse_operator, value_name = "NAME:PASSWORD_HASH")]
+    pub irc_oper: Vec<crate::service::OperatorBlock>,
     // Several nodes: a shared PostgreSQL database.
     /// PostgreSQL URL (postgres://user@host/db) for nodes that share one database; when
     /// unset, the SQLite file in the data directory is used.
@@ -377,6 +385,10 @@ where
 }
 
 /// Parses a rate: a finite number from 0.001 to 1000000.
+fn parse_operator(text: &str) -> Result<crate::service::OperatorBlock, String> {
+    crate::service::OperatorBlock::parse(text)
+}
+
 fn parse_rate(text: &str) -> Result<f64, String> {
     let rate: f64 = text
         .trim()
@@ -397,7 +409,8 @@ fn file_arguments(path: &PathBuf, serve: &ArgMatches) -> anyhow::Result<Vec<Stri
     let table: toml::Table = text
         .parse()
         .with_context(|| format!("invalid TOML in config file {}", path.display()))?;
-    let known: Vec<String> = ServeArgs::augment_args(clap::Command::new("serve"))
+    let serve_command = ServeArgs::augment_args(clap::Command::new("serve"));
+    let known: Vec<String> = serve_command
         .get_arguments()
         .map(|a| a.get_id().to_string())
         .collect();
@@ -420,14 +433,23 @@ fn file_arguments(path: &PathBuf, serve: &ArgMatches) -> anyhow::Result<Vec<Stri
         }
         let text = match value {
             toml::Value::String(s) => s,
-            toml::Value::Array(items) => items
-                .iter()
-                .map(|v| match v {
-                    toml::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-                .collect::<Vec<_>>()
-                .join(","),
+            toml::Value::Array(items) => {
+                // Lists join with the option's own delimiter: operator blocks use ';'
+                // because their password hashes contain commas.
+                let delimiter = serve_command
+                    .get_arguments()
+                    .find(|a| a.get_id() == key.as_str())
+                    .and_then(|a| a.get_value_delimiter())
+                    .unwrap_or(',');
+                items
+                    .iter()
+                    .map(|v| match v {
+                        toml::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(&delimiter.to_string())
+            }
             other => other.to_string(),
         };
         let arg = format!("--{}={text}", key.replace('_', "-"));

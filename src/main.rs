@@ -12,6 +12,7 @@ fn main() -> std::process::ExitCode {
     };
     match cli.command {
         Command::MigrateStore(args) => migrate_store(&args),
+        Command::HashPassword => hash_password(),
         Command::Serve(args) => {
             confab::telemetry::init_logging(&args.log, args.log_format);
             let runtime = match tokio::runtime::Runtime::new() {
@@ -55,6 +56,43 @@ fn migrate_store(args: &config::MigrateStoreArgs) -> std::process::ExitCode {
         }
         Err(err) => {
             eprintln!("confab: migrate-store failed: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `confab hash-password`: reads one line from standard input and prints its
+/// argon2id PHC string with the argon2 crate's default parameters.
+fn hash_password() -> std::process::ExitCode {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+
+    let mut password = String::new();
+    if let Err(err) = std::io::stdin().read_line(&mut password) {
+        eprintln!("confab: failed to read the password from standard input: {err}");
+        return std::process::ExitCode::FAILURE;
+    }
+    let password = password.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!("confab: the password on standard input is empty");
+        return std::process::ExitCode::FAILURE;
+    }
+    let mut salt = [0u8; 16];
+    rand::fill(&mut salt);
+    let hashed = SaltString::encode_b64(&salt)
+        .map_err(|e| e.to_string())
+        .and_then(|salt| {
+            argon2::Argon2::default()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|hash| hash.to_string())
+                .map_err(|e| e.to_string())
+        });
+    match hashed {
+        Ok(phc) => {
+            println!("{phc}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("confab: password hashing failed: {err}");
             std::process::ExitCode::FAILURE
         }
     }

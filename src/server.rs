@@ -37,6 +37,7 @@ pub fn service_config(args: &ServeArgs) -> ServiceConfig {
         argon2_passes: args.argon2_passes,
         avatar_dir: args.data_dir.join("avatars"),
         max_avatar_bytes: args.max_avatar_bytes as usize,
+        operators: args.irc_oper.clone(),
     }
 }
 

@@ -309,6 +309,7 @@ async fn serve_help_lists_every_option_with_default() {
             "CONFAB_IRC_REGISTRATION_TIMEOUT_SECS",
             Some("30"),
         ),
+        ("--irc-oper", "CONFAB_IRC_OPER", None),
         ("--database-url", "CONFAB_DATABASE_URL", None),
         (
             "--database-connections",

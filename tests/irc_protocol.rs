@@ -998,3 +998,309 @@ async fn ban_list_and_join_refusal() {
         .wait_for(|l| l.starts_with(":trollb!") && l.ends_with("JOIN #guarded"))
         .await;
 }
+
+/// Signs in a new registered user over SASL with `caps` and joins #lobby.
+async fn lobby_member(server: &Server, prefix: &str, caps: &str) -> (String, IrcClient) {
+    let name = format!("{prefix}{}", unique_suffix());
+    server.register(&name).await;
+    let mut client = IrcClient::sasl(irc_addr(server), &name, &name, PASSWORD, caps).await;
+    client.send("JOIN #lobby").await;
+    client.expect_numeric("366").await;
+    (name, client)
+}
+
+/// IRCv3 away-notify: peers with the capability get `AWAY :message` and a bare `AWAY`
+/// when the user is back, once per change; RFC 2812 3.3.1 and 3.6.2: PRIVMSG to an
+/// away user and WHOIS about one get 301. One user's IRC connections share the state.
+#[tokio::test]
+async fn away_notify_and_away_replies() {
+    let server = Server::start(&[]).await;
+    let (_, mut watcher) = lobby_member(&server, "watch", "away-notify").await;
+    let (_, mut plain) = lobby_member(&server, "noaway", "").await;
+    let (away_name, mut away) = lobby_member(&server, "away", "").await;
+    // The server gives the second connection the account's nickname after SASL.
+    let mut second = IrcClient::sasl(irc_addr(&server), "other", &away_name, PASSWORD, "").await;
+
+    away.send("AWAY :out for lunch").await;
+    away.expect_numeric("306").await;
+    let line = watcher.wait_for(|l| command_of(l) == "AWAY").await;
+    assert!(line.starts_with(&format!(":{away_name}!")), "{line}");
+    assert_eq!(trailing(&line), "out for lunch");
+    let more = watcher.sync("after-away").await;
+    assert!(
+        more.iter().all(|l| command_of(l) != "AWAY"),
+        "AWAY shown twice: {more:?}"
+    );
+    let quiet = plain.sync("plain-away").await;
+    assert!(
+        quiet.iter().all(|l| command_of(l) != "AWAY"),
+        "AWAY sent without away-notify: {quiet:?}"
+    );
+
+    watcher.send(&format!("WHOIS {away_name}")).await;
+    let whois = watcher.expect_numeric("301").await;
+    assert_eq!(trailing(&whois), "out for lunch");
+    watcher.expect_numeric("318").await;
+    watcher
+        .send(&format!("PRIVMSG {away_name} :are you there?"))
+        .await;
+    let reply = watcher.expect_numeric("301").await;
+    assert!(reply.contains(&format!(" {away_name} ")), "{reply}");
+    assert_eq!(trailing(&reply), "out for lunch");
+
+    // A user who joins a channel while away is announced as away there.
+    let channel = format!("#awayroom{}", unique_suffix());
+    watcher.send(&format!("JOIN {channel}")).await;
+    watcher.expect_numeric("366").await;
+    away.send(&format!("JOIN {channel}")).await;
+    watcher
+        .wait_for(|l| l.starts_with(&format!(":{away_name}!")) && l.contains(" JOIN "))
+        .await;
+    let on_join = watcher.wait_for(|l| command_of(l) == "AWAY").await;
+    assert_eq!(trailing(&on_join), "out for lunch");
+
+    // The second connection of the same user clears the shared state.
+    second.send("AWAY").await;
+    second.expect_numeric("305").await;
+    let back = watcher.wait_for(|l| command_of(l) == "AWAY").await;
+    assert!(back.starts_with(&format!(":{away_name}!")), "{back}");
+    assert!(back.ends_with(" AWAY"), "back line has a message: {back}");
+    watcher.send(&format!("WHOIS {away_name}")).await;
+    let lines = watcher.sync("whois-back").await;
+    assert!(
+        lines.iter().all(|l| command_of(l) != "301"),
+        "301 after AWAY was cleared: {lines:?}"
+    );
+}
+
+/// IRCv3 account-tag: messages from a signed-in user carry `account=<name>` for clients
+/// with the capability, and none for guests. IRCv3 extended-join: JOIN lines carry the
+/// account (`*` for a guest) and the real name.
+#[tokio::test]
+async fn account_tag_and_extended_join() {
+    let server = Server::start(&[("allow-guest-rooms", "true")]).await;
+    let addr = irc_addr(&server);
+    let (_, mut reader) = lobby_member(&server, "reader", "account-tag extended-join").await;
+    let (_, mut untagged) = lobby_member(&server, "untagged", "").await;
+    let (writer_name, mut writer) = lobby_member(&server, "writer", "").await;
+
+    writer.send("PRIVMSG #lobby :signed message").await;
+    let line = reader
+        .wait_for(|l| command_of(l) == "PRIVMSG" && trailing(l) == "signed message")
+        .await;
+    assert_eq!(tag(&line, "account"), Some(writer_name.as_str()), "{line}");
+    let plain = untagged
+        .wait_for(|l| command_of(l) == "PRIVMSG" && trailing(l) == "signed message")
+        .await;
+    assert_eq!(tag(&plain, "account"), None, "{plain}");
+
+    let channel = format!("#acct{}", unique_suffix());
+    reader.send(&format!("JOIN {channel}")).await;
+    let own = reader
+        .wait_for(|l| command_of(l) == "JOIN" && l.contains(&channel))
+        .await;
+    assert!(own.contains(&format!("JOIN {channel} reader")), "{own}");
+    reader.expect_numeric("366").await;
+
+    writer.send(&format!("JOIN {channel}")).await;
+    let join = reader
+        .wait_for(|l| command_of(l) == "JOIN" && l.contains(&format!(":{writer_name}!")))
+        .await;
+    assert!(
+        join.ends_with(&format!("JOIN {channel} {writer_name} {writer_name}")),
+        "{join}"
+    );
+
+    let mut guest = IrcClient::guest(addr, "guestx").await;
+    guest.send(&format!("JOIN {channel}")).await;
+    let join = reader
+        .wait_for(|l| l.starts_with(":guestx!") && l.contains(&format!("JOIN {channel}")))
+        .await;
+    assert!(
+        join.ends_with(&format!("JOIN {channel} * guestx")),
+        "{join}"
+    );
+    guest.expect_numeric("366").await;
+    guest.send(&format!("PRIVMSG {channel} :guest words")).await;
+    let line = reader
+        .wait_for(|l| command_of(l) == "PRIVMSG" && trailing(l) == "guest words")
+        .await;
+    assert_eq!(tag(&line, "account"), None, "{line}");
+}
+
+/// IRCv3 message-tags: TAGMSG and client-only tags on PRIVMSG reach peers with the
+/// capability and no one else; client tag data over 4094 bytes gets 417. The
+/// `+typing` client tag maps to Confab's typing event in both directions.
+#[tokio::test]
+async fn tagmsg_and_client_tags_relay() {
+    let server = Server::start(&[]).await;
+    let (_, mut peer) = lobby_member(&server, "peer", "message-tags").await;
+    let (_, mut plain) = lobby_member(&server, "plain", "").await;
+    let (sender_name, mut sender) =
+        lobby_member(&server, "sender", "message-tags echo-message").await;
+    let web = server.register(&format!("web{}", unique_suffix())).await;
+    let (mut sio, session) = server.socket(json!({ "token": web.token })).await;
+    let lobby = session["lobby_id"].as_i64().expect("session.lobby_id");
+
+    sender
+        .send("@+typing=active;+example.com/note=a\\sb TAGMSG #lobby")
+        .await;
+    let line = peer.wait_for(|l| command_of(l) == "TAGMSG").await;
+    assert!(line.starts_with('@'), "{line}");
+    assert!(line.contains(&format!(":{sender_name}!")), "{line}");
+    assert!(line.ends_with(" TAGMSG #lobby"), "{line}");
+    assert_eq!(tag(&line, "+typing"), Some("active"), "{line}");
+    assert_eq!(tag(&line, "+example.com/note"), Some("a\\sb"), "{line}");
+    assert!(tag(&line, "msgid").is_some(), "{line}");
+    let echo = sender.wait_for(|l| command_of(l) == "TAGMSG").await;
+    assert_eq!(tag(&echo, "+typing"), Some("active"), "{echo}");
+    let typing = sio.wait_event("typing").await;
+    assert_eq!(typing["room_id"], lobby);
+    assert_eq!(typing["display_name"], sender_name.as_str());
+
+    sender
+        .send("@+draft/react=👍 PRIVMSG #lobby :tagged text")
+        .await;
+    let line = peer
+        .wait_for(|l| command_of(l) == "PRIVMSG" && trailing(l) == "tagged text")
+        .await;
+    assert_eq!(tag(&line, "+draft/react"), Some("👍"), "{line}");
+    let untagged = plain
+        .wait_for(|l| command_of(l) == "PRIVMSG" && trailing(l) == "tagged text")
+        .await;
+    assert!(!untagged.starts_with('@'), "{untagged}");
+    let seen = plain.sync("plain-tags").await;
+    assert!(
+        seen.iter().all(|l| command_of(l) != "TAGMSG"),
+        "TAGMSG sent without message-tags: {seen:?}"
+    );
+
+    // Web typing reaches IRC clients with message-tags as TAGMSG +typing=active.
+    sio.emit("typing", &json!({ "room_id": lobby })).await;
+    let line = peer
+        .wait_for(|l| command_of(l) == "TAGMSG" && !l.contains(&sender_name))
+        .await;
+    assert_eq!(tag(&line, "+typing"), Some("active"), "{line}");
+    assert!(line.ends_with(" TAGMSG #lobby"), "{line}");
+
+    let long = "x".repeat(4100);
+    sender.send(&format!("@+big={long} TAGMSG #lobby")).await;
+    sender.expect_numeric("417").await;
+    let seen = peer.sync("after-long").await;
+    assert!(
+        seen.iter().all(|l| command_of(l) != "TAGMSG"),
+        "an oversized TAGMSG was relayed: {seen:?}"
+    );
+}
+
+/// IRCv3 labeled-response: a labeled PRIVMSG to several targets, with echo-message and
+/// batch, gets one `labeled-response` batch holding every echo.
+#[tokio::test]
+async fn labeled_multi_target_privmsg_batches_echoes() {
+    let server = Server::start(&[]).await;
+    let (_, mut client) = lobby_member(
+        &server,
+        "multi",
+        "echo-message labeled-response message-tags batch",
+    )
+    .await;
+    let channel = format!("#second{}", unique_suffix());
+    client.send(&format!("JOIN {channel}")).await;
+    client.expect_numeric("366").await;
+
+    client
+        .send(&format!("@label=mt1 PRIVMSG #lobby,{channel} :to both"))
+        .await;
+    let received = client.sync("after-mt1").await;
+    let start = received
+        .iter()
+        .position(|l| command_of(l) == "BATCH" && l.contains(" +"))
+        .unwrap_or_else(|| panic!("no batch start: {received:?}"));
+    let opening = &received[start];
+    assert_eq!(tag(opening, "label"), Some("mt1"), "{opening}");
+    assert!(opening.ends_with(" labeled-response"), "{opening}");
+    let id = opening
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix('+'))
+        .expect("batch id")
+        .to_owned();
+    let echoes: Vec<&String> = received
+        .iter()
+        .filter(|l| command_of(l) == "PRIVMSG")
+        .collect();
+    assert_eq!(echoes.len(), 2, "{received:?}");
+    for echo in &echoes {
+        assert_eq!(tag(echo, "batch"), Some(id.as_str()), "{echo}");
+        assert_eq!(tag(echo, "label"), None, "{echo}");
+    }
+    let end = received
+        .iter()
+        .position(|l| l.ends_with(&format!("BATCH -{id}")))
+        .unwrap_or_else(|| panic!("no batch end: {received:?}"));
+    assert!(end > start, "{received:?}");
+    let acks = received.iter().filter(|l| command_of(l) == "ACK").count();
+    assert_eq!(acks, 0, "{received:?}");
+}
+
+/// Returns the argon2 PHC string of `password` from `confab hash-password`.
+fn hash_password(password: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_confab"))
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run confab hash-password");
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    writeln!(stdin, "{password}").expect("write the password");
+    drop(stdin);
+    let output = child.wait_with_output().expect("confab hash-password ends");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout)
+        .expect("UTF-8 output")
+        .trim()
+        .to_owned()
+}
+
+/// RFC 2812 3.1.4 OPER: 491 when no operator block has the name, 464 for a wrong
+/// password, 381 and user mode +o for the right one; WHOIS then shows 313 (RFC 2812
+/// 5.1), MODE shows +o, and `MODE nick -o` gives operator status up.
+#[tokio::test]
+async fn oper_checks_blocks_and_sets_mode() {
+    let hash = hash_password("oper secret");
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    let block = format!("boss:{hash}");
+    let server = Server::start(&[("irc-oper", block.as_str())]).await;
+    let addr = irc_addr(&server);
+    let mut client = IrcClient::guest(addr, "wantsoper").await;
+    let mut other = IrcClient::guest(addr, "looker").await;
+
+    client.send("OPER nobody whatever").await;
+    client.expect_numeric("491").await;
+    client.send("OPER boss :wrong secret").await;
+    client.expect_numeric("464").await;
+    client.send("MODE wantsoper").await;
+    let modes = client.expect_numeric("221").await;
+    assert!(modes.ends_with(" +i"), "{modes}");
+
+    client.send("OPER boss :oper secret").await;
+    client.expect_numeric("381").await;
+    let mode = client.wait_for(|l| command_of(l) == "MODE").await;
+    assert!(mode.ends_with("MODE wantsoper +o"), "{mode}");
+    client.send("MODE wantsoper").await;
+    let modes = client.expect_numeric("221").await;
+    assert!(modes.ends_with("+io"), "{modes}");
+    other.send("WHOIS wantsoper").await;
+    other.expect_numeric("313").await;
+    other.expect_numeric("318").await;
+
+    client.send("MODE wantsoper -o").await;
+    let mode = client.wait_for(|l| command_of(l) == "MODE").await;
+    assert!(mode.ends_with("MODE wantsoper -o"), "{mode}");
+    other.send("WHOIS wantsoper").await;
+    let lines = other.sync("whois-deoper").await;
+    assert!(
+        lines.iter().all(|l| command_of(l) != "313"),
+        "313 after -o: {lines:?}"
+    );
+}

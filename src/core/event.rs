@@ -24,6 +24,43 @@ pub struct Typing {
     pub room_id: RoomId,
     pub user_id: UserId,
     pub display_name: String,
+    /// Set when the hint came from an IRC `TAGMSG`, whose [`TagMessage`] event already
+    /// carries it to IRC clients, so the IRC gateway skips this copy.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_tag_message: bool,
+}
+
+/// Payload of `tag:message`: IRCv3 client-only tags sent to a room without a message
+/// (IRC `TAGMSG`). It is relayed live and never stored.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TagMessage {
+    pub room_id: RoomId,
+    pub user_id: UserId,
+    pub display_name: String,
+    /// Sender's account name; `None` for guests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// Client-only tags, escaped and `;`-separated, as on an IRC line.
+    pub tags: String,
+    /// Random id sent as the IRC `msgid` tag; tag messages are not stored, so they have
+    /// no room sequence number.
+    pub id: String,
+    pub sent_at: Millis,
+}
+
+/// Payload of `away`: a user set or cleared an away message.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AwayChange {
+    /// A room the user belongs to; the event goes to each such room once.
+    pub room_id: RoomId,
+    pub user_id: UserId,
+    pub display_name: String,
+    /// The away message, or `None` when the user is back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Identifies one change across its per-room copies, so a client sharing several
+    /// rooms with the user shows it once.
+    pub change_id: u64,
 }
 
 /// Payload of `presence`: a member came online or went offline in a room.
@@ -71,6 +108,10 @@ pub enum Event {
     Typing(Typing),
     /// Someone came online or went offline.
     Presence(Presence),
+    /// Someone sent client-only tags without a message (IRC `TAGMSG`).
+    TagMessage(TagMessage),
+    /// Someone set or cleared an away message.
+    Away(AwayChange),
 }
 
 impl Event {
@@ -86,13 +127,18 @@ impl Event {
             Event::RoomCreated(_) => "room:created",
             Event::Typing(_) => "typing",
             Event::Presence(_) => "presence",
+            Event::TagMessage(_) => "tag:message",
+            Event::Away(_) => "away",
         }
     }
 
     /// Reports whether losing this event would leave a client with wrong state. Typing
-    /// and presence hints are not worth disconnecting a slow client for, and neither is
-    /// a new public room, which `rooms:list` also returns.
+    /// hints and client-only tags are not worth disconnecting a slow client for, and
+    /// neither is a new public room, which `rooms:list` also returns.
     pub fn is_essential(&self) -> bool {
-        !matches!(self, Event::Typing(_) | Event::RoomCreated(_))
+        !matches!(
+            self,
+            Event::Typing(_) | Event::RoomCreated(_) | Event::TagMessage(_)
+        )
     }
 }

@@ -17,7 +17,9 @@
 //! reach clients through `sync` by revision when they reconnect.
 
 use super::{Hub, Outbound};
-use crate::core::event::{Event, MessageDeleted, Presence, RoomRemoved, Typing};
+use crate::core::event::{
+    AwayChange, Event, MessageDeleted, Presence, RoomRemoved, TagMessage, Typing,
+};
 use crate::core::i18n::Notice;
 use crate::core::ids::{RoomId, Seq, SessionId, UserId};
 use crate::core::model::{Message, Room};
@@ -167,6 +169,8 @@ fn decode_event(name: &str, payload: &RawValue) -> Option<Event> {
         }
         "typing" => Event::Typing(serde_json::from_str::<Typing>(json).ok()?),
         "presence" => Event::Presence(serde_json::from_str::<Presence>(json).ok()?),
+        "tag:message" => Event::TagMessage(serde_json::from_str::<TagMessage>(json).ok()?),
+        "away" => Event::Away(serde_json::from_str::<AwayChange>(json).ok()?),
         _ => return None,
     };
     Some(event)

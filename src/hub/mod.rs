@@ -586,6 +586,7 @@ mod tests {
                 room_id: room,
                 user_id: UserId(9),
                 display_name: "x".into(),
+                from_tag_message: false,
             }),
             Instant::now(),
         )

@@ -148,6 +148,8 @@ impl ChatService {
             .add_member(self.lobby, row.id, role, event)
             .await?
         {
+            let mut message = message;
+            message.author_account = row.username.clone();
             self.after_commit(std::time::Instant::now(), message);
         }
         Ok(())

@@ -2,7 +2,7 @@
 
 use super::{ChatService, Session};
 use crate::core::error::{ChatError, ChatResult, ErrorCode};
-use crate::core::event::{Event, MessageDeleted, Typing};
+use crate::core::event::{Event, MessageDeleted, TagMessage, Typing};
 use crate::core::ids::{MessageId, RoomId, Seq};
 use crate::core::model::{HistoryPage, Message, MessageKind, SendAck};
 use crate::core::names;
@@ -22,6 +22,42 @@ pub const SYNC_ROOMS_MAX: usize = 500;
 pub const SYNC_MESSAGES_MAX: i64 = 500;
 /// Shortest gap between two forwarded typing events of one user in one room.
 const TYPING_INTERVAL: Duration = Duration::from_secs(2);
+/// Maximum bytes of client-only tags on one message or tag message, as IRCv3 Message
+/// Tags limits a client's tag data (4094 bytes without the leading '@' and the space).
+pub const CLIENT_TAGS_MAX_BYTES: usize = 4094;
+
+/// Checks a client-only tag section: `;`-separated, each key starting with '+', within
+/// [`CLIENT_TAGS_MAX_BYTES`], and free of the bytes that end a tag section or a line.
+fn validate_client_tags(tags: &str) -> ChatResult<()> {
+    let invalid = |reason: &str| {
+        Err(ChatError::new(
+            ErrorCode::InvalidPayload,
+            format!("invalid client tags: {reason}"),
+        ))
+    };
+    if tags.is_empty() {
+        return invalid("empty");
+    }
+    if tags.len() > CLIENT_TAGS_MAX_BYTES {
+        return Err(ChatError::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "client tags have {} bytes, more than {CLIENT_TAGS_MAX_BYTES}",
+                tags.len()
+            ),
+        ));
+    }
+    if tags.contains([' ', '\r', '\n', '\0']) {
+        return invalid("space, CR, LF or NUL");
+    }
+    if tags
+        .split(';')
+        .any(|tag| !tag.starts_with('+') || tag.len() < 2)
+    {
+        return invalid("every key must start with '+'");
+    }
+    Ok(())
+}
 
 /// Starting point of a catch-up in one room.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,12 +97,30 @@ impl ChatService {
         body: &str,
         client_msg_id: Option<&str>,
     ) -> ChatResult<SendAck> {
+        self.send_tagged_message(session, room_id, body, client_msg_id, None)
+            .await
+    }
+
+    /// Stores a text message like [`ChatService::send_message`], and attaches IRCv3
+    /// client-only tags to its live event. The tags are checked like a tag message's and
+    /// are not stored.
+    pub async fn send_tagged_message(
+        &self,
+        session: &Session,
+        room_id: RoomId,
+        body: &str,
+        client_msg_id: Option<&str>,
+        client_tags: Option<&str>,
+    ) -> ChatResult<SendAck> {
         let started = Instant::now();
 
         // Cheap checks first, so a flood of bad requests costs no store round trip.
         let body = names::validate_body(body, self.config.max_message_chars)?;
         if let Some(id) = client_msg_id {
             names::validate_client_msg_id(id)?;
+        }
+        if let Some(tags) = client_tags {
+            validate_client_tags(tags)?;
         }
         self.check_send_limit(session.user_id()).await?;
 
@@ -93,7 +147,9 @@ impl ChatService {
             .store_write_latency
             .observe(started.elapsed().as_secs_f64());
 
-        let message = appended.message;
+        let mut message = appended.message;
+        message.author_account = session.user.username.clone();
+        message.client_tags = client_tags.map(str::to_owned);
         // client_msg_id is unique per author, so an id already stored in another room
         // names a different message: storing nothing and acknowledging would lose this one.
         if appended.duplicate && message.room_id != room_id {
@@ -358,6 +414,51 @@ impl ChatService {
     /// Announces to the room that the caller is typing, throttled to about one event per
     /// interval for each user and room.
     pub async fn typing(&self, session: &Session, room_id: RoomId) -> ChatResult<()> {
+        self.publish_typing(session, room_id, false).await
+    }
+
+    /// Relays IRCv3 client-only tags to a room without storing anything (IRC `TAGMSG`).
+    /// Each tag message counts against the sender's message budget. A `+typing=active`
+    /// tag also goes out as a `typing` event, so web clients show the hint.
+    pub async fn send_tag_message(
+        &self,
+        session: &Session,
+        room_id: RoomId,
+        tags: &str,
+    ) -> ChatResult<()> {
+        let started = Instant::now();
+        validate_client_tags(tags)?;
+        self.check_send_limit(session.user_id()).await?;
+        let access = self.access(session, room_id).await?;
+        access.member_role()?;
+        let user = self.current_user(session).await?;
+        if tags.split(';').any(|tag| tag == "+typing=active") {
+            self.publish_typing(session, room_id, true).await?;
+        }
+        self.hub.publish(
+            room_id,
+            Outbound::new(
+                Event::TagMessage(TagMessage {
+                    room_id,
+                    user_id: session.user_id(),
+                    display_name: user.display_name,
+                    account: user.username,
+                    tags: tags.to_owned(),
+                    id: format!("t{:016x}", rand::random::<u64>()),
+                    sent_at: now_millis(),
+                }),
+                started,
+            ),
+        );
+        Ok(())
+    }
+
+    async fn publish_typing(
+        &self,
+        session: &Session,
+        room_id: RoomId,
+        from_tag_message: bool,
+    ) -> ChatResult<()> {
         let key = (session.user_id(), room_id);
         {
             let seen = self.typing_seen.lock().unwrap_or_else(|e| e.into_inner());
@@ -383,6 +484,7 @@ impl ChatService {
                     room_id,
                     user_id: session.user_id(),
                     display_name,
+                    from_tag_message,
                 }),
                 Instant::now(),
             ),

@@ -4,9 +4,11 @@
 
 mod accounts;
 mod avatar;
+mod away;
 pub mod limits;
 mod messages;
 mod moderation;
+mod operators;
 mod rooms;
 #[cfg(test)]
 mod tests;
@@ -28,6 +30,7 @@ use std::time::{Duration, Instant};
 pub use accounts::{Avatar, LoginResult};
 pub use messages::{HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX, HistoryQuery, SyncFrom};
 pub use moderation::RoomSettings;
+pub use operators::{OperatorBlock, OperatorCheck};
 pub use rooms::RoomRef;
 
 /// Reads (history pages, catch-up, room and member lists) a user may make at once.
@@ -66,6 +69,8 @@ pub struct ServiceConfig {
     pub avatar_dir: PathBuf,
     /// Largest avatar upload in bytes.
     pub max_avatar_bytes: usize,
+    /// Server operator blocks for IRC `OPER`.
+    pub operators: Vec<OperatorBlock>,
 }
 
 impl ServiceConfig {
@@ -86,6 +91,7 @@ impl ServiceConfig {
             argon2_passes: 2,
             avatar_dir: dir,
             max_avatar_bytes: 1024 * 1024,
+            operators: Vec::new(),
         }
     }
 }
@@ -152,6 +158,8 @@ pub struct ChatService {
     auth_limit: KeyedLimit<Option<IpAddr>>,
     /// Last typing event forwarded per (user, room), to throttle typing floods.
     typing_seen: Mutex<HashMap<(UserId, RoomId), Instant>>,
+    /// Away messages of users connected to this node.
+    away: Mutex<HashMap<UserId, String>>,
     throughput: Throughput,
     /// The default public room every account joins.
     lobby: RoomId,
@@ -207,6 +215,7 @@ impl ChatService {
             hub,
             metrics,
             typing_seen: Mutex::new(HashMap::new()),
+            away: Mutex::new(HashMap::new()),
             throughput: Throughput::new(),
             lobby,
             decoy_hash,

@@ -269,6 +269,8 @@ impl ChatService {
             .await?
         {
             self.hub.subscribe_user(session.user_id(), room_id);
+            let mut message = message;
+            message.author_account = session.user.username.clone();
             self.after_commit(started, message);
         }
         let room = self

@@ -129,6 +129,9 @@ on_both_backends!(
     moderated_room_silences_members,
     unlocked_topic_is_open_to_members,
     settings_change_is_announced_live,
+    away_message_is_cleaned_and_cleared,
+    tag_messages_check_tags_and_membership,
+    operator_check_tells_name_from_password,
 );
 
 const ADDR: ClientAddr = ClientAddr(None);
@@ -1597,4 +1600,103 @@ async fn settings_change_is_announced_live(backend: Backend) {
     assert_eq!(settings[0].body, "+moderated -topic_locked");
     assert_eq!(settings[0].seq.0, before.0 + 1);
     f.service.hub().disconnect(conn);
+}
+
+async fn away_message_is_cleaned_and_cleared(backend: Backend) {
+    let f = fixture(backend).await;
+    let alice = user(&f, "awayalice").await;
+
+    let long = format!("lunch\u{7}break {}", "x".repeat(400));
+    let stored = f.service.set_away(&alice, Some(&long)).await.unwrap();
+    let stored = stored.expect("a non-empty message is stored");
+    assert!(stored.starts_with("lunch break "), "{stored}");
+    assert_eq!(stored.chars().count(), away::AWAY_MAX_CHARS);
+    assert_eq!(f.service.away_message(alice.user_id()), Some(stored));
+
+    let blank = f.service.set_away(&alice, Some("  \t ")).await.unwrap();
+    assert_eq!(blank, None, "a blank message clears");
+    assert_eq!(f.service.away_message(alice.user_id()), None);
+
+    f.service.set_away(&alice, Some("back soon")).await.unwrap();
+    // No connection is registered with the hub, so the user counts as offline.
+    f.service.forget_away_if_offline(alice.user_id());
+    assert_eq!(f.service.away_message(alice.user_id()), None);
+}
+
+async fn tag_messages_check_tags_and_membership(backend: Backend) {
+    let f = fixture(backend).await;
+    let owner = user(&f, "tagowner").await;
+    let outsider = user(&f, "tagoutsider").await;
+    let lobby = f.service.lobby;
+
+    f.service
+        .send_tag_message(&owner, lobby, "+typing=active;+example")
+        .await
+        .expect("valid tags in a room the user belongs to");
+    let missing_plus = f
+        .service
+        .send_tag_message(&owner, lobby, "typing=active")
+        .await
+        .unwrap_err();
+    assert_eq!(missing_plus.code(), ErrorCode::InvalidPayload);
+    let too_long = format!("+big={}", "x".repeat(messages::CLIENT_TAGS_MAX_BYTES));
+    let oversized = f
+        .service
+        .send_tag_message(&owner, lobby, &too_long)
+        .await
+        .unwrap_err();
+    assert_eq!(oversized.code(), ErrorCode::PayloadTooLarge);
+
+    let private = f
+        .service
+        .create_room(&owner, "tagsecret", "", Visibility::Private)
+        .await
+        .unwrap();
+    let outside = f
+        .service
+        .send_tag_message(&outsider, private.id, "+typing=active")
+        .await;
+    assert!(outside.is_err(), "a non-member relayed tags: {outside:?}");
+
+    f.service
+        .send_tagged_message(&owner, lobby, "tagged", None, Some("+draft/react=x"))
+        .await
+        .unwrap();
+    let page = f
+        .service
+        .history(&owner, lobby, HistoryQuery::default())
+        .await
+        .unwrap();
+    let stored = page
+        .messages
+        .iter()
+        .find(|m| m.body == "tagged")
+        .expect("the message is stored");
+    assert_eq!(stored.client_tags, None, "client tags are never stored");
+}
+
+async fn operator_check_tells_name_from_password(backend: Backend) {
+    let hash = accounts::hash_password_with("oper secret", 19 * 1024, 2)
+        .await
+        .unwrap();
+    let block = OperatorBlock::parse(&format!("boss:{hash}")).unwrap();
+    let f = fixture_with(backend, |config| config.operators = vec![block]).await;
+    let session = user(&f, "operuser").await;
+
+    let granted = f
+        .service
+        .check_operator(&session, "boss", "oper secret")
+        .await;
+    assert_eq!(granted.unwrap(), OperatorCheck::Granted);
+    let wrong = f.service.check_operator(&session, "boss", "guess").await;
+    assert_eq!(wrong.unwrap(), OperatorCheck::WrongPassword);
+    let unknown = f
+        .service
+        .check_operator(&session, "nobody", "oper secret")
+        .await;
+    assert_eq!(unknown.unwrap(), OperatorCheck::NoBlock);
+
+    assert!(OperatorBlock::parse("no-separator").is_err());
+    assert!(OperatorBlock::parse("boss:plaintext").is_err());
+    assert!(OperatorBlock::parse(":$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA").is_err());
 }

@@ -231,6 +231,8 @@ fn message_from_row(row: &SqliteRow) -> Result<Message, sqlx::Error> {
         edited_at: row.try_get("edited_at")?,
         deleted_at: row.try_get("deleted_at")?,
         deleted_by: row.try_get::<Option<i64>, _>("deleted_by")?.map(UserId),
+        author_account: None,
+        client_tags: None,
     })
 }
 
@@ -302,6 +304,8 @@ async fn append_in(
         edited_at: None,
         deleted_at: None,
         deleted_by: None,
+        author_account: None,
+        client_tags: None,
     })
 }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -33,6 +34,24 @@ TEST_OPTIONS = [
     "--irc-flood-rate", "1000000",
     "--log", "warn",
 ]
+
+
+# The operator block irctest's OPER tests sign in with.
+OPER_NAME = "operuser"
+OPER_PASSWORD = "operpassword"
+
+
+def oper_option() -> list[str]:
+    """Returns `--irc-oper` for irctest's operator, hashed by `confab hash-password`."""
+    hashed = subprocess.run(
+        [os.environ["CONFAB_BIN"], "hash-password"],
+        input=OPER_PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout.strip()
+    return ["--irc-oper", f"{OPER_NAME}:{hashed}"]
 
 
 class ConfabController(BaseServerController, DirectoryBasedController):
@@ -74,6 +93,7 @@ class ConfabController(BaseServerController, DirectoryBasedController):
                 "--listen", f"{host}:{self.http_port}",
                 "--irc-listen", f"{host}:{port}",
                 "--data-dir", str(self.directory / "data"),
+                *oper_option(),
                 *TEST_OPTIONS,
             ]
         )

@@ -6,10 +6,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// A capability the gateway implements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Capability {
+    AccountNotify,
+    AccountTag,
+    AwayNotify,
     Batch,
     CapNotify,
     Chathistory,
     EchoMessage,
+    ExtendedJoin,
     LabeledResponse,
     MessageTags,
     Sasl,
@@ -18,11 +22,15 @@ pub enum Capability {
 
 impl Capability {
     /// Every capability, in the order `CAP LS` lists them.
-    pub const ALL: [Capability; 8] = [
+    pub const ALL: [Capability; 12] = [
+        Capability::AccountNotify,
+        Capability::AccountTag,
+        Capability::AwayNotify,
         Capability::Batch,
         Capability::CapNotify,
         Capability::Chathistory,
         Capability::EchoMessage,
+        Capability::ExtendedJoin,
         Capability::LabeledResponse,
         Capability::MessageTags,
         Capability::Sasl,
@@ -32,10 +40,14 @@ impl Capability {
     /// Returns the capability name.
     pub fn name(self) -> &'static str {
         match self {
+            Capability::AccountNotify => "account-notify",
+            Capability::AccountTag => "account-tag",
+            Capability::AwayNotify => "away-notify",
             Capability::Batch => "batch",
             Capability::CapNotify => "cap-notify",
             Capability::Chathistory => "draft/chathistory",
             Capability::EchoMessage => "echo-message",
+            Capability::ExtendedJoin => "extended-join",
             Capability::LabeledResponse => "labeled-response",
             Capability::MessageTags => "message-tags",
             Capability::Sasl => "sasl",

@@ -1,13 +1,13 @@
 //! Channel and message commands: JOIN, PART, PRIVMSG and NOTICE (to channels and
-//! nicknames), TOPIC, NAMES, and the informational AWAY, LUSERS and MOTD (MODE is in
-//! modes.rs). Rooms
+//! nicknames), TOPIC and NAMES, and the informational LUSERS and MOTD (MODE is in
+//! modes.rs, AWAY in away.rs). Rooms
 //! appear as `#room-name`; every rule is the service's.
 
 use super::caps::Capability;
 use super::conn::Connection;
 use super::names::nick_from_display_name;
 use super::numerics::*;
-use super::sink::user_source;
+use super::sink::{EchoTag, user_source};
 use crate::core::error::ErrorCode;
 use crate::core::ids::RoomId;
 use crate::core::model::Visibility;
@@ -15,6 +15,15 @@ use crate::service::RoomRef;
 
 /// Bytes of a 353 line that the names may fill, leaving room for the line's head.
 const NAMES_LINE_BUDGET: usize = 400;
+
+/// One PRIVMSG or NOTICE on its way to one target.
+struct Outgoing<'a> {
+    body: &'a str,
+    /// Client-only tags from the client's line, escaped.
+    client_tags: Option<&'a str>,
+    /// Tag for the echo of a labeled command.
+    echo: Option<EchoTag>,
+}
 
 impl Connection {
     /// Handles `JOIN #a,#b`. A missing channel is created, as IRC servers create channels
@@ -79,7 +88,9 @@ impl Connection {
             if let std::collections::hash_map::Entry::Vacant(entry) = channels.entry(room.id) {
                 entry.insert(channel.clone());
                 let source = user_source(&view.nick(), view.user_id);
-                self.emit(format!(":{source} JOIN {channel}\r\n"));
+                let join =
+                    view.join_line(&source, &channel, view.account.as_deref(), &view.real_name);
+                self.emit(join);
             }
         }
         if !room.topic.is_empty() {
@@ -118,7 +129,12 @@ impl Connection {
     /// Handles `PRIVMSG` and `NOTICE` to channels and nicknames. A nickname target is a
     /// direct room with that user, opened through the service. NOTICE gets no error
     /// replies (RFC 2812 section 3.3.2).
-    pub(super) async fn privmsg(&mut self, params: &[String], notice: bool) {
+    pub(super) async fn privmsg(
+        &mut self,
+        params: &[String],
+        client_tags: Option<String>,
+        notice: bool,
+    ) {
         let Some(view) = self.view.clone() else {
             return;
         };
@@ -136,10 +152,18 @@ impl Connection {
         };
         let body = decode_body(text);
         let single_target = !targets.contains(',');
+        let batch = (!single_target && view.caps.has(Capability::EchoMessage))
+            .then(|| self.open_labeled_batch())
+            .flatten();
+        let mut echo_ids = Vec::new();
         for target in targets.split(',').filter(|t| !t.is_empty()) {
             let room = if target.starts_with('#') {
                 view.room_of(target)
             } else {
+                // 301 comes first, even when the message itself is then rejected.
+                if !notice {
+                    self.reply_if_away(target).await;
+                }
                 self.open_direct_by_nick(target, notice).await
             };
             let Some(room) = room else {
@@ -151,15 +175,32 @@ impl Connection {
                 }
                 continue;
             };
-            self.send_to_room(room, target, &body, notice, single_target)
-                .await;
+            let echo = match &batch {
+                Some(id) => Some(EchoTag::Batch(id.clone())),
+                None => self
+                    .label
+                    .clone()
+                    .filter(|_| single_target)
+                    .map(EchoTag::Label),
+            };
+            let outgoing = Outgoing {
+                body: &body,
+                client_tags: client_tags.as_deref(),
+                echo,
+            };
+            if let Some(id) = self.send_to_room(room, target, outgoing, notice).await {
+                echo_ids.push(id);
+            }
+        }
+        if batch.is_some() {
+            self.wait_for_echoes(&echo_ids).await;
         }
     }
 
     /// Opens (or finds) the direct room with the user named `nick` and subscribes this
     /// connection to it. Replies 401 when no user has that nickname, and 404 when the
     /// service rejects the direct room (guests and messages to oneself).
-    async fn open_direct_by_nick(&mut self, nick: &str, notice: bool) -> Option<RoomId> {
+    pub(super) async fn open_direct_by_nick(&mut self, nick: &str, notice: bool) -> Option<RoomId> {
         let (view, session) = (self.view.clone()?, self.session.clone()?);
         let Some(peer) = self.user_by_nick(nick).await else {
             if !notice {
@@ -187,37 +228,44 @@ impl Connection {
     }
 
     /// Sends one PRIVMSG or NOTICE body into a room, replying 404 when the service
-    /// rejects it.
+    /// rejects it. Returns the `client_msg_id` whose echo the command awaits in its
+    /// labeled batch, if any.
     async fn send_to_room(
         &mut self,
         room: RoomId,
         target: &str,
-        body: &str,
+        outgoing: Outgoing<'_>,
         notice: bool,
-        single_target: bool,
-    ) {
+    ) -> Option<String> {
         let (Some(view), Some(session)) = (self.view.clone(), self.session.clone()) else {
-            return;
+            return None;
         };
-        // With echo-message, the echo of a labeled message carries the label (IRCv3
-        // labeled-response). The echo is matched by a fresh client_msg_id, stored before
-        // sending because the echo may arrive before the send returns.
-        let echo_id = self
-            .label
-            .clone()
-            .filter(|_| single_target && view.caps.has(Capability::EchoMessage))
-            .map(|label| {
+        // With echo-message, the echo of a labeled message carries the label or its batch
+        // tag (IRCv3 labeled-response). The echo is matched by a fresh client_msg_id,
+        // stored before sending because the echo may arrive before the send returns.
+        let batched = matches!(outgoing.echo, Some(EchoTag::Batch(_)));
+        let echo_id = outgoing
+            .echo
+            .filter(|_| view.caps.has(Capability::EchoMessage))
+            .map(|tag| {
                 let id = format!("irc-{:016x}", rand::random::<u64>());
-                view.expect_echo(&id, &label);
+                view.expect_echo(&id, tag);
                 id
             });
         let sent = self
             .shared
             .service
-            .send_message(&session, room, body, echo_id.as_deref())
+            .send_tagged_message(
+                &session,
+                room,
+                outgoing.body,
+                echo_id.as_deref(),
+                outgoing.client_tags,
+            )
             .await;
+        let mut echoed = false;
         match sent {
-            Ok(ack) if echo_id.is_some() && !ack.duplicate => self.label_in_echo = true,
+            Ok(ack) if echo_id.is_some() && !ack.duplicate => echoed = true,
             Ok(_) => {}
             Err(err) => {
                 if !notice {
@@ -226,10 +274,16 @@ impl Connection {
                 }
             }
         }
-        if let Some(id) = &echo_id
-            && !self.label_in_echo
-        {
-            view.take_echo_label(id);
+        let id = echo_id?;
+        if !echoed {
+            view.take_echo_label(&id);
+            return None;
+        }
+        if batched {
+            Some(id)
+        } else {
+            self.label_in_echo = true;
+            None
         }
     }
 
@@ -318,20 +372,6 @@ impl Connection {
             self.numeric(RPL_NAMREPLY, &["=", channel, &line]);
         }
         self.numeric(RPL_ENDOFNAMES, &[channel, "End of /NAMES list"]);
-    }
-
-    /// Handles `AWAY [:message]` for this connection.
-    pub(super) fn away_command(&mut self, message: Option<&String>) {
-        match message.filter(|m| !m.is_empty()) {
-            Some(message) => {
-                self.away = Some(message.clone());
-                self.numeric(RPL_NOWAWAY, &["You have been marked as being away"]);
-            }
-            None => {
-                self.away = None;
-                self.numeric(RPL_UNAWAY, &["You are no longer marked as being away"]);
-            }
-        }
     }
 
     /// Sends the LUSERS replies from the hub's live counts on this node.

@@ -22,6 +22,9 @@ use tokio::sync::mpsc;
 /// Maximum time the writer keeps flushing queued lines, the final `ERROR` included,
 /// once the connection is closing.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+/// Maximum time a labeled message to several targets waits for its echoes, which pass
+/// through the hub (and the Redis bus on a cluster), before closing its batch.
+const ECHO_WAIT: Duration = Duration::from_secs(2);
 
 /// State of a SASL exchange (IRCv3 SASL 3.1).
 pub(super) enum SaslState {
@@ -53,7 +56,6 @@ pub(super) struct Connection {
     pub sasl: SaslState,
     /// Session opened by a successful SASL exchange, used at registration.
     pub sasl_session: Option<Session>,
-    pub away: Option<String>,
     /// Replies to the labeled command being handled; `None` when no label applies.
     pending: Option<Vec<String>>,
     /// Label of the command being handled, when the client negotiated labeled-response.
@@ -61,6 +63,11 @@ pub(super) struct Connection {
     /// Set when the echo-message echo of the command carries its label, so the labeled
     /// response needs no `ACK`.
     pub label_in_echo: bool,
+    /// Id of the `labeled-response` batch the command opened before its replies were
+    /// gathered, because its echoes arrive through the hub.
+    open_batch: Option<String>,
+    /// Set after a successful `OPER` (user mode `+o`).
+    pub operator: bool,
 }
 
 /// Runs one connection until the client quits, the connection fails or the server
@@ -88,10 +95,11 @@ where
         cap_negotiating: false,
         sasl: SaslState::Idle,
         sasl_session: None,
-        away: None,
         pending: None,
         label: None,
         label_in_echo: false,
+        open_batch: None,
+        operator: false,
     };
     conn.read_loop(reader).await;
     conn.finish().await;
@@ -230,10 +238,18 @@ impl Connection {
             // Peers on IRC see this as the QUIT reason if no other connection of the
             // user remains.
             let reason = self.queue.close_reason().unwrap_or("Connection closed");
-            self.shared
-                .service
+            let service = &self.shared.service;
+            service
                 .hub()
                 .disconnect_with_reason(conn_id, Some(reason.to_owned()));
+            if let Some(view) = &self.view {
+                service.forget_away_if_offline(view.user_id);
+            }
+        }
+        if self.operator
+            && let Some(view) = &self.view
+        {
+            self.shared.operators.release(view.user_id);
         }
         if let Some(view) = &self.view {
             self.shared
@@ -333,10 +349,11 @@ impl Connection {
             return None;
         }
 
+        let client_tags = super::tags::client_tags(&message);
         let params = message.params;
         match spec.id {
             CommandId::Authenticate => self.authenticate(&params[0]).await,
-            CommandId::Away => self.away_command(params.first()),
+            CommandId::Away => self.away_command(params.first()).await,
             CommandId::Capability => self.cap(&params).await,
             CommandId::Chathistory => self.chathistory(&params).await,
             CommandId::Invite => self.invite(&params).await,
@@ -350,7 +367,8 @@ impl Connection {
             CommandId::Motd => self.motd(),
             CommandId::Names => self.names_command(params.first()).await,
             CommandId::Nick => self.nick_command(params.first()).await,
-            CommandId::Notice => self.privmsg(&params, true).await,
+            CommandId::Notice => self.privmsg(&params, client_tags, true).await,
+            CommandId::Oper => self.oper(&params[0], &params[1]).await,
             CommandId::Part => self.part(&params[0], params.get(1)).await,
             CommandId::Pass => self.pass_command(&params[0]),
             CommandId::Ping => {
@@ -359,11 +377,12 @@ impl Connection {
                 self.emit(line);
             }
             CommandId::Pong => {}
-            CommandId::Privmsg => self.privmsg(&params, false).await,
+            CommandId::Privmsg => self.privmsg(&params, client_tags, false).await,
             CommandId::Quit => {
                 let reason = params.first().map_or("Client quit", String::as_str);
                 return Some(reason.to_owned());
             }
+            CommandId::Tagmsg => self.tagmsg(&params[0], client_tags).await,
             CommandId::Topic => self.topic(&params).await,
             CommandId::User => self.user_command(&params).await,
         }
@@ -376,13 +395,20 @@ impl Connection {
         let Some(replies) = self.pending.take() else {
             return;
         };
+        let server = &self.shared.settings.server_name;
+        if let Some(id) = self.open_batch.take() {
+            for reply in replies {
+                self.queue.send(add_tag(&reply, &format!("batch={id}")));
+            }
+            self.queue.send(format!(":{server} BATCH -{id}\r\n"));
+            return;
+        }
         let Some(label) = label else {
             replies.into_iter().for_each(|l| self.queue.send(l));
             return;
         };
         let mut escaped = String::new();
         line::escape_tag_value(label, &mut escaped);
-        let server = &self.shared.settings.server_name;
         match replies.len() {
             // The echo of the client's own message carries the label instead.
             0 if self.label_in_echo => {}
@@ -405,6 +431,51 @@ impl Connection {
                 self.queue.send(format!(":{server} BATCH -{id}\r\n"));
             }
             _ => replies.into_iter().for_each(|l| self.queue.send(l)),
+        }
+    }
+
+    /// Opens the `labeled-response` batch of the labeled command being handled, when the
+    /// client negotiated batch, and returns its id. Used by commands whose replies include
+    /// echoes that arrive through the hub (IRCv3 labeled-response with echo-message).
+    pub fn open_labeled_batch(&mut self) -> Option<String> {
+        let label = self.label.clone()?;
+        if !self.caps().has(Capability::Batch) {
+            return None;
+        }
+        let id = format!("L{:x}", rand::random::<u64>());
+        let mut escaped = String::new();
+        line::escape_tag_value(&label, &mut escaped);
+        let server = &self.shared.settings.server_name;
+        self.queue.send(format!(
+            "@label={escaped} :{server} BATCH +{id} labeled-response\r\n"
+        ));
+        self.open_batch = Some(id.clone());
+        Some(id)
+    }
+
+    /// Waits until the echoes of `echo_ids` are queued, for at most [`ECHO_WAIT`], so
+    /// they land inside the open batch. Echoes still missing then are sent without the
+    /// batch tag.
+    pub async fn wait_for_echoes(&mut self, echo_ids: &[String]) {
+        let Some(view) = self.view.clone() else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + ECHO_WAIT;
+        loop {
+            let notified = view.echo_sent.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so an echo sent in between still wakes us.
+            notified.as_mut().enable();
+            if !echo_ids.iter().any(|id| view.awaits_echo(id)) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                break;
+            }
+        }
+        tracing::warn!(peer = %self.peer, "echoes of a labeled message missed their batch");
+        for id in echo_ids {
+            view.take_echo_label(id);
         }
     }
 

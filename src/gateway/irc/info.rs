@@ -32,6 +32,8 @@ impl Connection {
     }
 
     /// Handles `WHO #channel`: one 352 per member, then 315. Other masks get only 315.
+    /// The flags are `H` (here) or `G` (gone: offline or away), `*` for an operator
+    /// on this node and `@` for a moderator.
     pub(super) async fn who(&mut self, mask: Option<&String>) {
         let (Some(view), Some(session)) = (self.view.clone(), self.session.clone()) else {
             return;
@@ -43,7 +45,11 @@ impl Connection {
         {
             for member in members {
                 let nick = nick_from_display_name(&member.user.display_name);
-                let mut flags = String::from(if member.online { "H" } else { "G" });
+                let away = self.shared.service.away_message(member.user.id).is_some();
+                let mut flags = String::from(if member.online && !away { "H" } else { "G" });
+                if self.shared.operators.contains(member.user.id) {
+                    flags.push('*');
+                }
                 if member.role.is_moderator() {
                     flags.push('@');
                 }
@@ -58,7 +64,8 @@ impl Connection {
         self.numeric(RPL_ENDOFWHO, &[&mask, "End of WHO list"]);
     }
 
-    /// Handles `WHOIS nick`: 311, 312, 330 for registered accounts, then 318.
+    /// Handles `WHOIS nick`: 311, 312, 313 for operators, 301 when away, 330 for
+    /// registered accounts, then 318.
     pub(super) async fn whois(&mut self, params: &[String]) {
         // `WHOIS server nick` names the nickname last.
         let nick = params.last().map_or("", String::as_str).to_owned();
@@ -72,6 +79,12 @@ impl Connection {
                     &[&shown, &user_name, "confab", "*", &user.display_name],
                 );
                 self.numeric(RPL_WHOISSERVER, &[&shown, &server, "Confab"]);
+                if self.shared.operators.contains(user.id) {
+                    self.numeric(RPL_WHOISOPERATOR, &[&shown, "is an IRC operator"]);
+                }
+                if let Some(message) = self.shared.service.away_message(user.id) {
+                    self.numeric(RPL_AWAY, &[&shown, &message]);
+                }
                 if let Some(account) = &user.username {
                     self.numeric(RPL_WHOISACCOUNT, &[&shown, account, "is logged in as"]);
                 }

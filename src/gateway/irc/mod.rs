@@ -3,6 +3,7 @@
 //! calls [`ChatService`] and encodes hub events as lines; each connection registers with
 //! the hub through its own [`sink::IrcSink`].
 
+mod away;
 mod caps;
 mod channels;
 mod chathistory;
@@ -13,8 +14,10 @@ pub mod line;
 mod modes;
 mod names;
 mod numerics;
+mod oper;
 mod registration;
 mod sink;
+mod tags;
 
 use crate::service::ChatService;
 use std::collections::HashMap;
@@ -114,6 +117,8 @@ pub(crate) struct Shared {
     pub service: Arc<ChatService>,
     pub settings: IrcSettings,
     pub nicks: NickTable,
+    /// Users with an operator connection on this node.
+    pub operators: oper::OperatorTable,
     /// Cancelled at shutdown; every connection then closes with a notice.
     pub shutdown: CancellationToken,
     /// Start time shown in 003 RPL_CREATED.
@@ -164,6 +169,7 @@ impl IrcGateway {
             service,
             settings,
             nicks: NickTable::default(),
+            operators: oper::OperatorTable::default(),
             shutdown: CancellationToken::new(),
             started_at: line::server_time(crate::core::time::now_millis()),
             next_serial: AtomicU64::new(1),

@@ -93,20 +93,14 @@ fn parse_mode_changes(modestring: &str, params: &[String]) -> Vec<ModeChange> {
 }
 
 impl Connection {
-    /// Handles `MODE`: user modes (only `i`, always set) and channel modes.
+    /// Handles `MODE`: channel modes here, user modes in [`Connection::user_mode`].
     pub(super) async fn mode(&mut self, params: &[String]) {
         let Some(view) = self.view.clone() else {
             return;
         };
         let target = params[0].as_str();
         if !target.starts_with('#') {
-            if channel_key(target) != channel_key(&view.nick()) {
-                self.numeric(ERR_USERSDONTMATCH, &["Cannot change mode for other users"]);
-            } else if params.len() == 1 {
-                self.numeric(RPL_UMODEIS, &["+i"]);
-            } else if params[1].chars().any(|c| !matches!(c, '+' | '-' | 'i')) {
-                self.numeric("501", &["Unknown MODE flag"]);
-            }
+            self.user_mode(&view, params);
             return;
         }
         let Some(room_id) = view.room_of(target) else {

@@ -343,6 +343,8 @@ impl Connection {
         }
         let view = Arc::new(ClientView {
             user_id,
+            account: session.user.username.clone(),
+            real_name: session.user.display_name.clone(),
             nick: RwLock::new(nick.clone()),
             caps,
             channels: Mutex::new(HashMap::new()),
@@ -350,6 +352,8 @@ impl Connection {
             directs: Mutex::new(HashMap::new()),
             part_reasons: Mutex::new(HashMap::new()),
             quit_users: Mutex::new(HashSet::new()),
+            away_seen: Mutex::new(HashMap::new()),
+            echo_sent: tokio::sync::Notify::new(),
         });
         self.view = Some(view.clone());
         let sink = Arc::new(IrcSink {

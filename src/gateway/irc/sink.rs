@@ -11,7 +11,7 @@ use super::conn::add_tag;
 use super::line::{self, server_time};
 use super::modes::ban_mask;
 use super::names::nick_from_display_name;
-use crate::core::event::{Event, Presence};
+use crate::core::event::{AwayChange, Event, Presence, TagMessage, Typing};
 use crate::core::i18n::{self, Lang, Notice};
 use crate::core::ids::{RoomId, UserId};
 use crate::core::model::{Message, MessageKind, RoomSetting, SettingsChange, Visibility};
@@ -102,12 +102,20 @@ impl SendQueue {
 /// which rooms it shows as channels.
 pub struct ClientView {
     pub user_id: UserId,
+    /// Account name; `None` for guests. Fixed for the connection's life, because Confab
+    /// has no SASL after registration and accounts cannot be renamed.
+    pub account: Option<String>,
+    /// The name shown as real name in extended JOIN lines: the display name at sign-in.
+    pub real_name: String,
     pub nick: RwLock<String>,
     pub caps: CapSet,
     /// Rooms shown to this client as joined channels, with the channel name (with '#').
     pub channels: Mutex<HashMap<RoomId, String>>,
-    /// Labels of this connection's own messages awaiting their echo, by `client_msg_id`.
-    pub echo_labels: Mutex<HashMap<String, String>>,
+    /// Tags of this connection's own messages awaiting their echo, by `client_msg_id`.
+    pub echo_labels: Mutex<HashMap<String, EchoTag>>,
+    /// Woken each time an awaited echo is sent, for a labeled batch that waits for its
+    /// echoes.
+    pub echo_sent: tokio::sync::Notify,
     /// Direct rooms shown as private messages, with the other user's nickname once known.
     pub directs: Mutex<HashMap<RoomId, Option<String>>>,
     /// Reasons of this connection's PART commands, shown on its own PART line.
@@ -115,6 +123,18 @@ pub struct ClientView {
     /// Users shown as gone by a QUIT line since they were last online. A user who goes
     /// offline sends one presence event per room, and IRC has one QUIT per user.
     pub quit_users: Mutex<HashSet<UserId>>,
+    /// Last away change shown per user. A change reaches this client once per shared
+    /// room, and IRC shows it once.
+    pub away_seen: Mutex<HashMap<UserId, u64>>,
+}
+
+/// Tag carried by the echo of one of the client's own messages (IRCv3 labeled-response).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EchoTag {
+    /// The echo is the only reply to a labeled command and carries its label.
+    Label(String),
+    /// The echo belongs to the open `labeled-response` batch with this id.
+    Batch(String),
 }
 
 impl ClientView {
@@ -181,18 +201,40 @@ impl ClientView {
         self.directs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Stores the label that the echo of the message with `client_msg_id` will carry.
-    pub fn expect_echo(&self, client_msg_id: &str, label: &str) {
+    /// Stores the tag that the echo of the message with `client_msg_id` will carry.
+    pub fn expect_echo(&self, client_msg_id: &str, tag: EchoTag) {
         self.lock_echo_labels()
-            .insert(client_msg_id.to_owned(), label.to_owned());
+            .insert(client_msg_id.to_owned(), tag);
     }
 
-    /// Removes and returns the label waiting for the echo of `client_msg_id`.
-    pub fn take_echo_label(&self, client_msg_id: &str) -> Option<String> {
+    /// Removes and returns the tag waiting for the echo of `client_msg_id`.
+    pub fn take_echo_label(&self, client_msg_id: &str) -> Option<EchoTag> {
         self.lock_echo_labels().remove(client_msg_id)
     }
 
-    fn lock_echo_labels(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+    /// Reports whether the echo of `client_msg_id` is still awaited.
+    pub fn awaits_echo(&self, client_msg_id: &str) -> bool {
+        self.lock_echo_labels().contains_key(client_msg_id)
+    }
+
+    /// Returns the JOIN line for `source` joining `channel`: with extended-join, it adds
+    /// the account (`*` for guests) and the real name (IRCv3 extended-join).
+    pub fn join_line(
+        &self,
+        source: &str,
+        channel: &str,
+        account: Option<&str>,
+        real_name: &str,
+    ) -> String {
+        let mut out = format!(":{source} JOIN {channel}");
+        if self.caps.has(Capability::ExtendedJoin) {
+            line::push_params(&mut out, &[account.unwrap_or("*"), real_name]);
+        }
+        out.push_str("\r\n");
+        out
+    }
+
+    fn lock_echo_labels(&self) -> std::sync::MutexGuard<'_, HashMap<String, EchoTag>> {
         self.echo_labels.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -230,6 +272,10 @@ pub struct TextLines {
     /// `time=…;msgid=…`, sent to clients with server-time or message-tags.
     time: String,
     msgid: String,
+    /// The author's account, for clients with account-tag.
+    account: Option<String>,
+    /// Client-only tags, for clients with message-tags.
+    client_tags: Option<String>,
     /// Complete lines without tags, each ending in CR LF.
     lines: Vec<String>,
 }
@@ -256,6 +302,8 @@ pub fn encode_text(message: &Message, channel: &str) -> TextLines {
         return TextLines {
             time: server_time(message.created_at),
             msgid: msgid_of(message),
+            account: message.author_account.clone(),
+            client_tags: message.client_tags.clone(),
             lines,
         };
     }
@@ -270,6 +318,8 @@ pub fn encode_text(message: &Message, channel: &str) -> TextLines {
     TextLines {
         time: server_time(message.created_at),
         msgid: msgid_of(message),
+        account: message.author_account.clone(),
+        client_tags: message.client_tags.clone(),
         lines,
     }
 }
@@ -277,7 +327,13 @@ pub fn encode_text(message: &Message, channel: &str) -> TextLines {
 impl TextLines {
     /// Returns the tag prefix (with '@' and trailing space) for a client's caps.
     pub fn tags_for(&self, caps: &CapSet, label: Option<&str>) -> String {
-        tag_prefix(caps, &self.time, &self.msgid, label)
+        let context = TagContext {
+            time: &self.time,
+            msgid: Some(&self.msgid),
+            account: self.account.as_deref(),
+            client_tags: self.client_tags.as_deref(),
+        };
+        tag_prefix(caps, &context, label)
     }
 
     /// Returns the encoded lines without tags.
@@ -286,8 +342,20 @@ impl TextLines {
     }
 }
 
+/// The tags a line about one message or event may carry; each client gets the ones its
+/// capabilities ask for.
+pub struct TagContext<'a> {
+    /// Server time, formatted for the `time` tag.
+    pub time: &'a str,
+    pub msgid: Option<&'a str>,
+    /// Account of the user the line is from (IRCv3 account-tag).
+    pub account: Option<&'a str>,
+    /// Client-only tags, already escaped (IRCv3 message-tags).
+    pub client_tags: Option<&'a str>,
+}
+
 /// Builds the tag section for one line sent to a client with `caps`.
-pub fn tag_prefix(caps: &CapSet, time: &str, msgid: &str, label: Option<&str>) -> String {
+pub fn tag_prefix(caps: &CapSet, context: &TagContext<'_>, label: Option<&str>) -> String {
     let mut tags: Vec<String> = Vec::new();
     if let Some(label) = label.filter(|_| caps.has(Capability::LabeledResponse)) {
         let mut value = String::new();
@@ -295,10 +363,24 @@ pub fn tag_prefix(caps: &CapSet, time: &str, msgid: &str, label: Option<&str>) -
         tags.push(format!("label={value}"));
     }
     if caps.has(Capability::ServerTime) || caps.has(Capability::MessageTags) {
-        tags.push(format!("time={time}"));
+        tags.push(format!("time={}", context.time));
     }
-    if caps.has(Capability::MessageTags) {
+    if caps.has(Capability::MessageTags)
+        && let Some(msgid) = context.msgid
+    {
         tags.push(format!("msgid={msgid}"));
+    }
+    if caps.has(Capability::AccountTag)
+        && let Some(account) = context.account
+    {
+        let mut value = String::new();
+        line::escape_tag_value(account, &mut value);
+        tags.push(format!("account={value}"));
+    }
+    if caps.has(Capability::MessageTags)
+        && let Some(client_tags) = context.client_tags
+    {
+        tags.push(client_tags.to_owned());
     }
     if tags.is_empty() {
         String::new()
@@ -364,6 +446,103 @@ impl IrcSink {
         });
     }
 
+    /// Sends `AWAY` to a client with away-notify that shares a channel with the user
+    /// (IRCv3 away-notify), once per change.
+    fn away(&self, change: &AwayChange) -> Result<(), SinkError> {
+        if change.user_id == self.view.user_id
+            || !self.view.caps.has(Capability::AwayNotify)
+            || self.view.channel(change.room_id).is_none()
+        {
+            return Ok(());
+        }
+        {
+            let mut seen = self
+                .view
+                .away_seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if seen.insert(change.user_id, change.change_id) == Some(change.change_id) {
+                return Ok(());
+            }
+        }
+        let source = user_source(
+            &nick_from_display_name(&change.display_name),
+            change.user_id,
+        );
+        let mut out = format!(":{source} AWAY");
+        if let Some(message) = &change.message {
+            line::push_params(&mut out, &[message.as_str()]);
+        }
+        out.push_str("\r\n");
+        self.queue.push(out)
+    }
+
+    /// Returns the target of a `TAGMSG` about `room`: the channel name, or for a direct
+    /// room this client's nickname (the other user's nickname for the user's own tags).
+    fn tag_target(&self, room: RoomId, own: bool) -> Option<String> {
+        if let Some(channel) = self.view.channel(room) {
+            return Some(channel);
+        }
+        if !self.view.is_direct(room) {
+            return None;
+        }
+        if own {
+            self.view.direct_peer(room)
+        } else {
+            Some(self.view.nick())
+        }
+    }
+
+    /// Sends a `TAGMSG` to a client with message-tags (IRCv3 message-tags), and echoes
+    /// the client's own with echo-message.
+    fn tag_message(&self, tag_message: &TagMessage) -> Result<(), SinkError> {
+        let caps = &self.view.caps;
+        let own = tag_message.user_id == self.view.user_id;
+        if !caps.has(Capability::MessageTags) || (own && !caps.has(Capability::EchoMessage)) {
+            return Ok(());
+        }
+        let Some(target) = self.tag_target(tag_message.room_id, own) else {
+            return Ok(());
+        };
+        if !own && self.view.is_direct(tag_message.room_id) {
+            self.view.set_direct_peer(
+                tag_message.room_id,
+                nick_from_display_name(&tag_message.display_name),
+            );
+        }
+        let time = server_time(tag_message.sent_at);
+        let context = TagContext {
+            time: &time,
+            msgid: Some(&tag_message.id),
+            account: tag_message.account.as_deref(),
+            client_tags: Some(&tag_message.tags),
+        };
+        let tags = tag_prefix(caps, &context, None);
+        let source = user_source(
+            &nick_from_display_name(&tag_message.display_name),
+            tag_message.user_id,
+        );
+        self.queue
+            .push(format!("{tags}:{source} TAGMSG {target}\r\n"))
+    }
+
+    /// Sends a typing hint from another protocol as `TAGMSG` with `+typing=active` to a
+    /// client with message-tags (IRCv3 typing client tag).
+    fn typing(&self, typing: &Typing) -> Result<(), SinkError> {
+        if typing.user_id == self.view.user_id || !self.view.caps.has(Capability::MessageTags) {
+            return Ok(());
+        }
+        let Some(target) = self.tag_target(typing.room_id, false) else {
+            return Ok(());
+        };
+        let source = user_source(
+            &nick_from_display_name(&typing.display_name),
+            typing.user_id,
+        );
+        self.queue
+            .push(format!("@+typing=active :{source} TAGMSG {target}\r\n"))
+    }
+
     fn push_all(&self, lines: impl IntoIterator<Item = String>) -> Result<(), SinkError> {
         for line in lines {
             self.queue.push(line)?;
@@ -372,8 +551,26 @@ impl IrcSink {
     }
 
     /// Sends the echo of the client's own labeled message: one line with the label, or
-    /// several lines in a `labeled-response` batch (IRCv3 labeled-response).
-    fn push_labeled_echo(&self, text: &TextLines, label: &str) -> Result<(), SinkError> {
+    /// several lines in a `labeled-response` batch (IRCv3 labeled-response). An echo
+    /// that belongs to the command's open batch carries that batch's tag instead.
+    fn push_labeled_echo(&self, text: &TextLines, tag: &EchoTag) -> Result<(), SinkError> {
+        let result = match tag {
+            EchoTag::Label(label) => self.push_echo_with_label(text, label),
+            EchoTag::Batch(id) => {
+                let tags = text.tags_for(&self.view.caps, None);
+                let batch_tag = format!("batch={id}");
+                self.push_all(
+                    text.lines()
+                        .iter()
+                        .map(|l| add_tag(&format!("{tags}{l}"), &batch_tag)),
+                )
+            }
+        };
+        self.view.echo_sent.notify_waiters();
+        result
+    }
+
+    fn push_echo_with_label(&self, text: &TextLines, label: &str) -> Result<(), SinkError> {
         let lines = text.lines();
         if lines.len() == 1 || !self.view.caps.has(Capability::Batch) {
             let first = text.tags_for(&self.view.caps, Some(label));
@@ -452,17 +649,40 @@ impl IrcSink {
         let own = m.author_id == Some(self.view.user_id);
         let author = nick_from_display_name(&m.author_name);
         let source = user_source(&author, m.author_id.unwrap_or(UserId(0)));
-        let tags = tag_prefix(
-            &self.view.caps,
-            &server_time(m.created_at),
-            &msgid_of(m),
-            None,
-        );
+        let time = server_time(m.created_at);
+        let msgid = msgid_of(m);
+        let context = TagContext {
+            time: &time,
+            msgid: Some(&msgid),
+            account: m.author_account.as_deref(),
+            client_tags: None,
+        };
+        let tags = tag_prefix(&self.view.caps, &context, None);
         match m.kind {
             // This client's own joins and parts arrive as `room:added` and `room:removed`.
-            MessageKind::Join if !own => self
-                .queue
-                .push(format!("{tags}:{source} JOIN {channel}\r\n")),
+            MessageKind::Join if !own => {
+                let join = self.view.join_line(
+                    &source,
+                    &channel,
+                    m.author_account.as_deref(),
+                    &m.author_name,
+                );
+                self.queue.push(format!("{tags}{join}"))?;
+                // IRCv3 away-notify: a user who joins while away is announced as away.
+                let away = m
+                    .author_id
+                    .filter(|_| self.view.caps.has(Capability::AwayNotify))
+                    .and_then(|author| self.service.away_message(author));
+                match away {
+                    Some(message) => {
+                        let mut out = format!(":{source} AWAY");
+                        line::push_params(&mut out, &[message.as_str()]);
+                        out.push_str("\r\n");
+                        self.queue.push(out)
+                    }
+                    None => Ok(()),
+                }
+            }
             MessageKind::Leave if !own => {
                 let mut out = format!("{tags}:{source} PART {channel}");
                 if !m.body.is_empty() {
@@ -580,7 +800,13 @@ impl Sink for IrcSink {
                 }
                 // Queued under the lock, so a JOIN sent by the command handler cannot
                 // be queued twice.
-                self.queue.push(format!(":{source} JOIN {channel}\r\n"))
+                let view = &self.view;
+                self.queue.push(view.join_line(
+                    &source,
+                    &channel,
+                    view.account.as_deref(),
+                    &view.real_name,
+                ))
             }
             Event::RoomRemoved(removed) => {
                 let source = user_source(&self.view.nick(), self.view.user_id);
@@ -602,8 +828,11 @@ impl Sink for IrcSink {
                 self.presence(presence);
                 Ok(())
             }
+            Event::Away(change) => self.away(change),
+            Event::TagMessage(tag_message) => self.tag_message(tag_message),
+            Event::Typing(typing) if !typing.from_tag_message => self.typing(typing),
             // NOTE: IRC has no edits or deletions, so edited and deleted messages are not
-            // shown to IRC clients, and typing hints are not sent either.
+            // shown to IRC clients.
             _ => Ok(()),
         }
     }

@@ -155,6 +155,11 @@ fn map_send_error(err: SendError) -> SinkError {
 
 impl Sink for SocketSink {
     fn send(&self, event: &Arc<Outbound>) -> Result<(), SinkError> {
+        // IRC client-only tags and away messages have no Socket.IO event; the typing
+        // hint inside a TAGMSG reaches web clients as its own `typing` event.
+        if matches!(event.event, Event::TagMessage(_) | Event::Away(_)) {
+            return Ok(());
+        }
         if !self.welcomed.load(Ordering::Acquire) {
             let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
             // Checked again under the lock: `welcome` sets the flag while holding it.
