@@ -146,7 +146,9 @@ pub fn parse(line: &[u8]) -> Result<Message, ParseError> {
     }
 
     let (command, mut rest) = rest.split_once(' ').unwrap_or((rest, ""));
-    if command.is_empty() {
+    // A word starting with '@' cannot be a command: serialised, it would read back as a
+    // tag section (found by the fuzz target with `@ @cmd x`).
+    if command.is_empty() || command.starts_with('@') {
         return Err(ParseError::NoCommand);
     }
     let mut params = Vec::new();
