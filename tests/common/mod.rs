@@ -722,12 +722,16 @@ impl SioClient {
         }
     }
 
-    /// Reads until the transport closes, replying to pings and discarding everything else.
+    /// Reads until the transport closes or the server disconnects the namespace, replying
+    /// to pings and discarding everything else.
     /// Returns how it closed, or `Err(())` if it was still open after `limit`.
     pub async fn wait_closed(&mut self, limit: Duration) -> Result<String, ()> {
         let deadline = Instant::now() + limit;
         loop {
             match self.read_packet(deadline).await {
+                // Socket.IO clients close the transport when the server disconnects their
+                // last namespace, so the DISCONNECT packet ends the connection too.
+                Ok(Packet::Disconnect) => return Ok("Socket.IO disconnect packet".into()),
                 Ok(_) => {}
                 Err(ReadError::Closed(how)) => return Ok(how),
                 Err(ReadError::Timeout) => return Err(()),

@@ -18,6 +18,7 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
 use socketioxide::handler::FromMessageParts;
 use socketioxide::socket::Socket;
+use socketioxide::{SendError, SocketError};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -145,9 +146,10 @@ impl<A: Adapter> FromMessageParts<A> for Arrival {
         let waiting = ticket.saturating_sub(*conn.turn.borrow());
         if waiting > EVENTS_WAITING_MAX && conn.closing.set(Notice::TooManyEvents).is_ok() {
             tracing::warn!(sid = %s.id, waiting, "too many events waiting, closing the connection");
-            if let Err(err) = s.clone().disconnect() {
-                tracing::info!(sid = %s.id, cause = %err, "disconnect deferred to the heartbeat");
-            }
+            super::sink::disconnect_when_possible(
+                SocketRef::from(s.clone()),
+                Notice::TooManyEvents,
+            );
         }
         Ok(Arrival {
             ticket,
@@ -273,8 +275,20 @@ fn reply(
     } else {
         Ok(())
     };
-    if let Err(err) = sent {
-        tracing::debug!(sid = %s.id, event = name, cause = %err, "reply not queued");
+    match sent {
+        Ok(()) => {}
+        // A client that sends events without reading their replies has filled its own
+        // queue; it is closed like any other slow consumer rather than left open with
+        // replies silently dropped.
+        Err(SendError::Socket(SocketError::InternalChannelFull)) => {
+            if conn.closing.set(Notice::SlowConsumer).is_ok() {
+                tracing::warn!(sid = %s.id, event = name, "reply queue full, closing the connection");
+                super::sink::disconnect_when_possible(s.clone(), Notice::SlowConsumer);
+            }
+        }
+        Err(err) => {
+            tracing::debug!(sid = %s.id, event = name, cause = %err, "reply not queued");
+        }
     }
 }
 

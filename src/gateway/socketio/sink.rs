@@ -6,6 +6,7 @@ use crate::core::ids::RoomId;
 use crate::core::model::MessageKind;
 use crate::hub::{Encoding, Outbound, Sink, SinkError};
 use serde::Serialize;
+use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
 use socketioxide::{SendError, SocketError};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -179,24 +180,28 @@ impl Sink for SocketSink {
             return;
         }
         send_notice(&self.socket, notice, self.lang);
-        if self.socket.clone().disconnect().is_ok() {
-            return;
-        }
-        // The queue is full, so the disconnect packet does not fit yet. The connection
-        // already refuses events and gets nothing from the hub; retry until the client
-        // drains its queue or the heartbeat closes the transport.
-        tracing::info!(sid = %self.socket.id, ?notice, "queue full, retrying the disconnect");
-        let socket = self.socket.clone();
-        tokio::spawn(async move {
-            for _ in 0..DISCONNECT_RETRIES {
-                tokio::time::sleep(DISCONNECT_RETRY_INTERVAL).await;
-                if !socket.connected() || socket.clone().disconnect().is_ok() {
-                    return;
-                }
-            }
-            tracing::warn!(sid = %socket.id, "disconnect still failed after retries; the heartbeat will close the connection");
-        });
+        disconnect_when_possible(self.socket.clone(), notice);
     }
+}
+
+/// Disconnects a socket the server is closing. When its queue is full, the disconnect
+/// packet does not fit yet: the connection already refuses events and gets nothing from
+/// the hub, so the disconnect is retried until the client drains its queue or the
+/// heartbeat closes the transport.
+pub(super) fn disconnect_when_possible<A: Adapter>(socket: SocketRef<A>, notice: Notice) {
+    if socket.clone().disconnect().is_ok() {
+        return;
+    }
+    tracing::info!(sid = %socket.id, ?notice, "queue full, retrying the disconnect");
+    tokio::spawn(async move {
+        for _ in 0..DISCONNECT_RETRIES {
+            tokio::time::sleep(DISCONNECT_RETRY_INTERVAL).await;
+            if !socket.connected() || socket.clone().disconnect().is_ok() {
+                return;
+            }
+        }
+        tracing::warn!(sid = %socket.id, "disconnect still failed after retries; the heartbeat will close the connection");
+    });
 }
 
 /// Attempts to queue the disconnect packet of a closing connection, and their spacing:
