@@ -75,6 +75,10 @@ pub struct Presence {
     /// gateway that closed it gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Set when the user went offline because their last connection on the node closed,
+    /// rather than because they left the room or were removed from it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disconnected: bool,
 }
 
 /// Payload of `room:removed`, sent to a user who left or was removed from a room.

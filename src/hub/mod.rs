@@ -214,10 +214,12 @@ impl Hub {
                 }
             }
             self.metrics.online_users.set(t.users.len() as i64);
+            let disconnected = !t.users.contains_key(&c.user_id);
             let mut changes = Vec::new();
             for room in c.rooms {
                 if let Some(mut p) = self.remove_sub(&mut t, room, conn, c.user_id) {
                     p.reason.clone_from(&reason);
+                    p.disconnected = disconnected;
                     changes.push(p);
                 }
             }
@@ -335,6 +337,7 @@ impl Hub {
             online: true,
             online_count: subs.users.len(),
             reason: None,
+            disconnected: false,
         })
     }
 
@@ -368,6 +371,7 @@ impl Hub {
             online: false,
             online_count,
             reason: None,
+            disconnected: false,
         })
     }
 

@@ -416,6 +416,11 @@ impl IrcSink {
             quit_users.remove(&user);
             return;
         }
+        // A user who left or was removed from the room is shown by PART or KICK; QUIT
+        // would drop them from every channel the client shares with them.
+        if !presence.disconnected {
+            return;
+        }
         if !quit_users.insert(user) {
             return;
         }
