@@ -960,8 +960,10 @@ async fn ban_list_and_join_refusal() {
 
     bystander.send("MODE #guarded +b trollb").await;
     bystander.expect_numeric("482").await;
+    // A member who is not a moderator gets an empty list, as irssi asks for it on JOIN.
     bystander.send("MODE #guarded b").await;
-    bystander.expect_numeric("482").await;
+    let end = bystander.expect_numeric("368").await;
+    assert!(end.contains(" #guarded "), "{end}");
     owner.send("MODE #guarded +b *!*@*").await;
     let invalid = owner.expect_numeric("696").await;
     assert!(invalid.contains(" #guarded +b *!*@* "), "{invalid}");
@@ -979,6 +981,12 @@ async fn ban_list_and_join_refusal() {
     assert!(refused.contains(" #guarded "), "{refused}");
     troll.send("PRIVMSG #guarded :let me in").await;
     troll.expect_numeric("404").await;
+    // The banned user is still connected, so the others see the KICK and no QUIT.
+    let seen = bystander.sync("after-ban").await;
+    assert!(
+        seen.iter().all(|l| command_of(l) != "QUIT"),
+        "QUIT for a user who is still connected: {seen:?}"
+    );
 
     owner.send("MODE #guarded b").await;
     let entry = owner.expect_numeric("367").await;
@@ -1303,4 +1311,39 @@ async fn oper_checks_blocks_and_sets_mode() {
         lines.iter().all(|l| command_of(l) != "313"),
         "313 after -o: {lines:?}"
     );
+}
+
+/// RFC 2812 section 3.2.2: PART is shown as PART. A user who leaves one channel but stays
+/// connected must not appear to QUIT, which would drop them from every shared channel.
+#[tokio::test]
+async fn part_is_not_shown_as_quit() {
+    let server = Server::start(&[("allow-guest-rooms", "true")]).await;
+    let addr = irc_addr(&server);
+    let mut stayer = IrcClient::guest(addr, "stayer").await;
+    let mut leaver = IrcClient::guest(addr, "leaver").await;
+    for client in [&mut stayer, &mut leaver] {
+        client.send("JOIN #first").await;
+        client.expect_numeric("366").await;
+    }
+    stayer.sync("joined").await;
+
+    leaver.send("PART #first :bye").await;
+    let part = stayer.wait_for(|l| command_of(l) == "PART").await;
+    assert!(part.starts_with(":leaver!"), "{part}");
+    leaver.sync("parted").await;
+    let seen = stayer.sync("after-part").await;
+    assert!(
+        seen.iter().all(|l| command_of(l) != "QUIT"),
+        "QUIT after PART: {seen:?}"
+    );
+
+    // Closing the connection is a QUIT.
+    leaver.send("QUIT :done").await;
+    drop(leaver);
+    let mut second = IrcClient::guest(addr, "second").await;
+    second.send("JOIN #first").await;
+    second.expect_numeric("366").await;
+    drop(second);
+    let quit = stayer.wait_for(|l| command_of(l) == "QUIT").await;
+    assert!(quit.starts_with(":second!"), "{quit}");
 }

@@ -194,13 +194,17 @@ impl Connection {
         self.numeric(code, &[channel, text]);
     }
 
-    /// Sends RPL_BANLIST (367) for each ban, then RPL_ENDOFBANLIST (368).
+    /// Sends RPL_BANLIST (367) for each ban, then RPL_ENDOFBANLIST (368); members who are
+    /// not moderators get only the 368.
     async fn send_ban_list(&mut self, room_id: RoomId, channel: &str) {
         let Some(session) = self.session.clone() else {
             return;
         };
         let bans = match self.shared.service.bans(&session, room_id).await {
             Ok(bans) => bans,
+            // Only moderators may read the ban list. Clients such as irssi ask for it on
+            // every JOIN and wait for 368, so a member gets an empty list, not 482.
+            Err(err) if err.code() == ErrorCode::Forbidden => Vec::new(),
             Err(err) => {
                 self.mode_error(channel, &err);
                 return;
