@@ -278,8 +278,8 @@ fn reply(
     match sent {
         Ok(()) => {}
         // A client that sends events without reading their replies has filled its own
-        // queue; it is closed like any other slow consumer rather than left open with
-        // replies silently dropped.
+        // queue. It is closed like any other slow consumer, because leaving it open
+        // would drop its replies silently.
         Err(SendError::Socket(SocketError::InternalChannelFull)) => {
             if conn.closing.set(Notice::SlowConsumer).is_ok() {
                 tracing::warn!(sid = %s.id, event = name, "reply queue full, closing the connection");
