@@ -960,7 +960,8 @@ async fn ban_list_and_join_refusal() {
 
     bystander.send("MODE #guarded +b trollb").await;
     bystander.expect_numeric("482").await;
-    // A member who is not a moderator gets an empty list, as irssi asks for it on JOIN.
+    // A member who is not a moderator gets an empty list, because irssi requests it on
+    // every JOIN.
     bystander.send("MODE #guarded b").await;
     let end = bystander.expect_numeric("368").await;
     assert!(end.contains(" #guarded "), "{end}");
@@ -1271,7 +1272,7 @@ fn hash_password(password: &str) -> String {
 }
 
 /// RFC 2812 3.1.4 OPER: 491 when no operator block has the name, 464 for a wrong
-/// password, 381 and user mode +o for the right one; WHOIS then shows 313 (RFC 2812
+/// password, and 381 with user mode +o for the right one. WHOIS then shows 313 (RFC 2812
 /// 5.1), MODE shows +o, and `MODE nick -o` gives operator status up.
 #[tokio::test]
 async fn oper_checks_blocks_and_sets_mode() {

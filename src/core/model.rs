@@ -193,7 +193,7 @@ pub struct Message {
     pub deleted_at: Option<Millis>,
     pub deleted_by: Option<UserId>,
     /// Author's account name on live events, set by the service when it publishes the
-    /// event; `None` for guests and for messages read back from the store.
+    /// event. It is `None` for guests and for messages read back from the store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author_account: Option<String>,
     /// IRCv3 client-only tags (`+name=value`, escaped, `;`-separated) sent with the

@@ -19,7 +19,7 @@ impl ChatService {
     /// message is cut to [`AWAY_MAX_CHARS`]. Returns the message as stored.
     ///
     /// NOTE: the message is kept on this node only. Other nodes relay the `away` events
-    /// to their clients but do not answer [`ChatService::away_message`] for this user.
+    /// to their clients but return nothing from [`ChatService::away_message`] for this user.
     pub async fn set_away(
         &self,
         session: &Session,
