@@ -216,15 +216,7 @@ impl ChatService {
             .set_room_settings(room_id, moderated, topic_locked, event)
             .await?;
         self.after_commit(started, message);
-        let room = self
-            .store
-            .room_by_id(room_id)
-            .await?
-            .ok_or_else(|| ChatError::new(ErrorCode::RoomNotFound, "no such room"))?;
-        self.hub.publish(
-            room_id,
-            Outbound::new(Event::RoomUpdated(room.clone()), started),
-        );
+        let room = self.publish_room_updated(room_id, started).await?;
         tracing::info!(room_id = %room_id, by = %session.user_id(), moderated, topic_locked, "room settings changed");
         Ok(room)
     }

@@ -486,6 +486,16 @@ impl ChatService {
         event.body = topic.clone();
         let message = self.store.set_topic(room_id, &topic, event).await?;
         self.after_commit(started, message);
+        let room = self.publish_room_updated(room_id, started).await?;
+        Ok(room)
+    }
+
+    /// Reads a room back after a change to it and sends `room:updated` to its members.
+    pub(super) async fn publish_room_updated(
+        &self,
+        room_id: RoomId,
+        started: Instant,
+    ) -> ChatResult<Room> {
         let room = self
             .store
             .room_by_id(room_id)
