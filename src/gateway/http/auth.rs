@@ -104,8 +104,8 @@ impl FromRequestParts<AppState> for Authed {
 /// WebSocket handshakes.
 pub async fn check_origin(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    let guarded =
-        path.starts_with("/socket.io") || (path.starts_with("/api/") && is_write(req.method()));
+    let guarded = path.starts_with(crate::gateway::socketio::PATH)
+        || (path.starts_with("/api/") && is_write(req.method()));
     if guarded && let Some(origin) = req.headers().get(header::ORIGIN) {
         let origin = origin
             .to_str()

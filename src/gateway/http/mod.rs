@@ -9,6 +9,7 @@ mod openapi;
 mod web;
 
 use crate::core::error::ErrorCode;
+use crate::gateway::socketio;
 use crate::service::ChatService;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, Uri, header};
@@ -101,6 +102,7 @@ pub fn router(
         .nest("/api/v1", api)
         .layer(DefaultBodyLimit::max(max_request_bytes))
         .layer(socketio)
+        .layer(middleware::from_fn(socketio::own_request_head))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::check_origin,

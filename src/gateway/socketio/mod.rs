@@ -13,6 +13,10 @@ use crate::core::i18n::{self, Lang, Notice};
 use crate::core::model::User;
 use crate::hub::ConnId;
 use crate::service::{ChatService, ClientAddr, Session};
+use axum::extract::{OriginalUri, Request};
+use axum::http::{HeaderValue, Uri};
+use axum::middleware::Next;
+use axum::response::Response;
 use serde::Deserialize;
 use sink::{LobbyText, SocketSink};
 use socketioxide::extract::{SocketRef, State, TryData};
@@ -28,6 +32,14 @@ const HELD_BEFORE_SESSION_MAX: usize = 256;
 
 /// Name of the cookie that carries the session token for browsers.
 pub const SESSION_COOKIE: &str = "confab_session";
+
+/// Path prefix that socketioxide serves.
+pub const PATH: &str = "/socket.io";
+
+/// Bytes the WebSocket reader allocates for a connection to begin with. A frame longer
+/// than what is buffered makes the reader reserve that frame's length, so a small start
+/// costs a large message no extra reads, and saves memory on every idle connection.
+const WS_READ_BUFFER_BYTES: usize = 1024;
 
 /// Socket.IO settings from the command line.
 #[derive(Clone, Debug)]
@@ -85,10 +97,54 @@ pub fn layer(
         .max_payload(settings.max_payload)
         .ws_max_message_size(settings.max_payload as usize)
         .ws_max_frame_size(settings.max_payload as usize)
+        .ws_read_buffer_size(WS_READ_BUFFER_BYTES)
         .with_state(service)
         .build_layer();
     io.ns("/", on_connect.with(authenticate));
     (layer, io)
+}
+
+/// Middleware in front of the Socket.IO layer: gives each Socket.IO request a copy of
+/// its URI and header values that owns its bytes.
+///
+/// socketioxide keeps the request head of a connection's handshake for as long as the
+/// connection lives, extensions included. hyper parses the URI and header values as
+/// slices of its read buffer, so keeping them keeps that whole buffer (16 KiB)
+/// allocated for every connection, where the copies take a few hundred bytes.
+pub async fn own_request_head(mut req: Request, next: Next) -> Response {
+    if req.uri().path().starts_with(PATH) {
+        let headers = std::mem::take(req.headers_mut());
+        let owned = req.headers_mut();
+        owned.reserve(headers.len());
+        let mut name = None;
+        for (next_name, value) in headers {
+            // The iterator names a header once, before the first of its values.
+            if next_name.is_some() {
+                name = next_name;
+            }
+            let Some(name) = name.clone() else { continue };
+            let Ok(mut copy) = HeaderValue::from_bytes(value.as_bytes()) else {
+                continue;
+            };
+            copy.set_sensitive(value.is_sensitive());
+            owned.append(name, copy);
+        }
+        if let Some(uri) = owned_uri(req.uri()) {
+            *req.uri_mut() = uri;
+        }
+        // axum's router keeps the URI it received as an extension too.
+        if let Some(OriginalUri(original)) = req.extensions_mut().get_mut::<OriginalUri>()
+            && let Some(uri) = owned_uri(original)
+        {
+            *original = uri;
+        }
+    }
+    next.run(req).await
+}
+
+/// A copy of `uri` that owns its bytes.
+fn owned_uri(uri: &Uri) -> Option<Uri> {
+    Uri::try_from(uri.to_string()).ok()
 }
 
 fn header_str<'a>(s: &'a SocketRef, name: &str) -> Option<&'a str> {
@@ -330,4 +386,70 @@ pub fn count_by_transport(io: &SocketIo) -> (i64, i64) {
         }
     }
     (websocket, polling)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::{Body, Bytes};
+    use axum::http::HeaderMap;
+    use std::ops::Range;
+    use tower::ServiceExt;
+
+    /// A request whose URI and header value are slices of one larger buffer, as hyper
+    /// parses them, with the buffer's address range.
+    fn request_from_one_buffer(path: &str) -> (Request, Range<usize>) {
+        let buffer = Bytes::from(format!("{path} x-probe-value {}", " ".repeat(16 * 1024)));
+        let range = buffer.as_ptr() as usize..buffer.as_ptr() as usize + buffer.len();
+        let uri = Uri::from_maybe_shared(buffer.slice(..path.len())).unwrap();
+        let value =
+            HeaderValue::from_maybe_shared(buffer.slice(path.len() + 1..path.len() + 14)).unwrap();
+        let mut req = Request::builder()
+            .uri(uri.clone())
+            .body(Body::empty())
+            .unwrap();
+        req.headers_mut().append("x-probe", value);
+        req.extensions_mut().insert(OriginalUri(uri));
+        (req, range)
+    }
+
+    fn inside(range: &Range<usize>, bytes: &[u8]) -> bool {
+        range.contains(&(bytes.as_ptr() as usize))
+    }
+
+    /// Runs the request through the middleware and reports, from the handler, whether
+    /// the URI, the original URI and the header value still point into the buffer.
+    async fn still_shared(path: &str) -> (bool, bool, bool) {
+        let (req, range) = request_from_one_buffer(path);
+        let seen = Arc::new(std::sync::Mutex::new(None));
+        let report = seen.clone();
+        let app = axum::Router::new()
+            .fallback(move |req: Request| async move {
+                let headers: &HeaderMap = req.headers();
+                let value = headers.get("x-probe").expect("header kept");
+                assert_eq!(value, "x-probe-value");
+                let original = &req.extensions().get::<OriginalUri>().expect("kept").0;
+                *report.lock().unwrap() = Some((
+                    inside(&range, req.uri().path().as_bytes()),
+                    inside(&range, original.path().as_bytes()),
+                    inside(&range, value.as_bytes()),
+                ));
+            })
+            .layer(axum::middleware::from_fn(own_request_head));
+        app.oneshot(req).await.unwrap();
+        seen.lock().unwrap().expect("handler ran")
+    }
+
+    #[tokio::test]
+    async fn socket_io_request_head_owns_its_bytes() {
+        assert_eq!(
+            still_shared("/socket.io/?EIO=4&transport=websocket").await,
+            (false, false, false)
+        );
+    }
+
+    #[tokio::test]
+    async fn other_requests_are_left_alone() {
+        assert_eq!(still_shared("/api/v1/rooms").await, (true, true, true));
+    }
 }
