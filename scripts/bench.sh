@@ -37,11 +37,12 @@ if [[ $mode == smoke ]]; then
     server_core=""
     generator_core=""
     fanout_args=(--members 30 --senders 3 --start-rate 300 --max-rate 600 --bisect 1
-                 --cpu-rate 300 --step-secs 1 --drain-secs 2 --settle-secs 0.5)
+                 --cpu-rate 300 --cpu-runs 2 --step-secs 1 --drain-secs 2 --settle-secs 0.5)
     irc_fanout_args=("${fanout_args[@]}")
     idle_counts=200
     idle_hold=1
     storm_clients=200
+    storm_rounds=2
     rooms_args=(--users 300 --rates 300 --step-secs 1 --drain-secs 2)
     seed_users=400
     history_sizes="2000"
@@ -65,6 +66,7 @@ else
     idle_counts=1000,10000,19500
     idle_hold=10
     storm_clients=5000
+    storm_rounds=3
     rooms_args=(--users 10000 --rates 20000,50000,100000 --step-secs 5 --drain-secs 3)
     seed_users=20000
     history_sizes="1000000 10000000"
@@ -253,7 +255,8 @@ for kind in $servers; do
             --manifest "$manifest"
         stop_server
         start_server confab $port "$data"
-        generate storm confab $port --clients "$storm_clients" --manifest "$manifest"
+        generate storm confab $port --clients "$storm_clients" --rounds "$storm_rounds" \
+            --manifest "$manifest"
         stop_server
         start_server confab $port "$data"
         generate fanout confab $port "${fanout_args[@]}"
@@ -287,7 +290,7 @@ for kind in $servers; do
         generate idle "$kind" $port --counts "$idle_counts" --hold-secs "$idle_hold"
         stop_server
         start_server "$kind" $port
-        generate storm "$kind" $port --clients "$storm_clients"
+        generate storm "$kind" $port --clients "$storm_clients" --rounds "$storm_rounds"
         stop_server
         start_server "$kind" $port
         generate fanout "$kind" $port "${fanout_args[@]}"

@@ -42,7 +42,7 @@ def load(name):
 
 
 def steps(result):
-    return [result["at_cpu_rate"], *result["steps"]] if "at_cpu_rate" in result else result["steps"]
+    return [*result.get("cpu_runs", []), *result["steps"]]
 
 
 for server in ["confab", "reference", "node"]:
@@ -54,6 +54,8 @@ for server in ["confab", "reference", "node"]:
                   step["expected"] == step["received"] + step["lost"], step)
             check(f"{label}: no duplicates", step["duplicated"] == 0, step)
             check(f"{label}: something sent", step["messages_sent"] > 0, step)
+        check(f"{server} fan-out: every comparison run kept", len(fanout["cpu_runs"]) == 2,
+              fanout["cpu_runs"])
         check(f"{server} fan-out: no connection dropped", fanout["connections_dropped"] == 0,
               fanout["drop_reasons"])
     idle = load(f"{server}-idle")
@@ -65,9 +67,11 @@ for server in ["confab", "reference", "node"]:
                   level["still_open"] == level["connected"])
     storm = load(f"{server}-storm")
     if storm:
-        for phase in ["connect", "reconnect"]:
-            check(f"{server} {phase} storm: no failure", storm[phase]["failed"] == 0,
-                  storm[phase]["errors"])
+        check(f"{server} storm: every round kept", len(storm["rounds"]) == 2, storm["rounds"])
+        for i, round_ in enumerate(storm["rounds"]):
+            for phase in ["connect", "reconnect"]:
+                check(f"{server} {phase} storm round {i}: no failure",
+                      round_[phase]["failed"] == 0, round_[phase]["errors"])
 
 for server in ["confab", "ngircd"]:
     irc = load(f"{server}-irc-fanout")

@@ -149,9 +149,31 @@ impl Tracker {
     }
 }
 
+/// The run whose `key` is the median of `runs`: the middle one by `key`, or the lower
+/// of the two middle ones when the count is even. NaN keys sort last.
+///
+/// # Panics
+///
+/// If `runs` is empty.
+pub fn median_by<T>(runs: &[T], key: impl Fn(&T) -> f64) -> &T {
+    assert!(!runs.is_empty(), "the median of no runs");
+    let mut order: Vec<&T> = runs.iter().collect();
+    order.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    order[(order.len() - 1) / 2]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn median_picks_the_middle_run_not_the_middle_index() {
+        let runs = [(0, 9.0), (1, 3.0), (2, 5.0)];
+        assert_eq!(median_by(&runs, |r| r.1).0, 2);
+        let even = [(0, 4.0), (1, 1.0), (2, 3.0), (3, 2.0)];
+        assert_eq!(median_by(&even, |r| r.1).0, 3);
+        assert_eq!(median_by(&[(7, 1.0)], |r| r.1).0, 7);
+    }
 
     #[test]
     fn in_order_deliveries_lose_nothing() {

@@ -82,6 +82,24 @@ fn fmt(x: Option<f64>, digits: usize) -> String {
         .unwrap_or_else(|| "–".into())
 }
 
+/// The reported figure at `pointer` in `v`, followed by the lowest and highest of the
+/// same figure over the runs in the array at `runs`, when there are several:
+/// "15.09 (14.80–15.40)".
+fn with_spread(v: &Value, pointer: &str, runs: &str, field: &str, digits: usize) -> String {
+    let reported = fmt(num(v, pointer), digits);
+    let figures: Vec<f64> = v
+        .pointer(runs)
+        .and_then(Value::as_array)
+        .map(|runs| runs.iter().filter_map(|r| num(r, field)).collect())
+        .unwrap_or_default();
+    if figures.len() < 2 {
+        return reported;
+    }
+    let low = figures.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = figures.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{reported} ({low:.digits$}–{high:.digits$})")
+}
+
 /// Writes the report.
 pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
     let results = Results::load(&args.results)?;
@@ -139,7 +157,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
 
 fn fanout_table(r: &Results) -> String {
     let mut t = String::from(
-        "| Server | Highest passing rate (deliveries/s) | Server CPU per delivery at the comparison rate (µs) | p50 / p99 / max at that rate (ms) | Lost | Server RSS (MiB) | Generator saturated |\n|---|---|---|---|---|---|---|\n",
+        "| Server | Highest passing rate (deliveries/s) | Server CPU per delivery at the comparison rate, median (range) of the runs (µs) | p50 / p99 / max at that rate (ms) | Lost | Server RSS (MiB) | Generator saturated |\n|---|---|---|---|---|---|---|\n",
     );
     for (key, name) in SERVERS {
         let Some(v) = r.get(key, "fanout") else {
@@ -150,7 +168,13 @@ fn fanout_table(r: &Results) -> String {
             t,
             "| {name} | {} | {} | {} / {} / {} | {} | {} | {} |",
             fmt(num(v, "/max_passing_per_s"), 0),
-            fmt(num(at, "/server_cpu_us_per_delivery"), 2),
+            with_spread(
+                v,
+                "/at_cpu_rate/server_cpu_us_per_delivery",
+                "/cpu_runs",
+                "/server_cpu_us_per_delivery",
+                2
+            ),
             ms(num(at, "/p50_us")),
             ms(num(at, "/p99_us")),
             ms(num(at, "/max_us")),
@@ -177,7 +201,7 @@ const IRC_SERVERS: [(&str, &str); 2] = [
 
 fn irc_fanout_table(r: &Results) -> String {
     let mut t = String::from(
-        "| Server | Highest passing rate (deliveries/s) | Server CPU per delivery at the comparison rate (µs) | p50 / p99 / max at that rate (ms) | Lost | Dup. | Out of order | Server RSS (MiB) | Generator saturated |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| Server | Highest passing rate (deliveries/s) | Server CPU per delivery at the comparison rate, median (range) of the runs (µs) | p50 / p99 / max at that rate (ms) | Lost | Dup. | Out of order | Server RSS (MiB) | Generator saturated |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for (key, name) in IRC_SERVERS {
         let Some(v) = r.get(key, "irc-fanout") else {
@@ -188,7 +212,13 @@ fn irc_fanout_table(r: &Results) -> String {
             t,
             "| {name} | {} | {} | {} / {} / {} | {} | {} | {} | {} | {} |",
             fmt(num(v, "/max_passing_per_s"), 0),
-            fmt(num(at, "/server_cpu_us_per_delivery"), 2),
+            with_spread(
+                v,
+                "/at_cpu_rate/server_cpu_us_per_delivery",
+                "/cpu_runs",
+                "/server_cpu_us_per_delivery",
+                2
+            ),
             ms(num(at, "/p50_us")),
             ms(num(at, "/p99_us")),
             ms(num(at, "/max_us")),
@@ -270,7 +300,7 @@ fn idle_table(r: &Results) -> String {
 
 fn storm_table(r: &Results) -> String {
     let mut t = String::from(
-        "| Server | Clients | Connect: conn/s | failed | Reconnect: conn/s | failed |\n|---|---|---|---|---|---|\n",
+        "| Server | Clients | Connect: conn/s, median (range) of the rounds | failed | Reconnect: conn/s, median (range) | failed |\n|---|---|---|---|---|---|\n",
     );
     for (key, name) in SERVERS {
         let Some(v) = r.get(key, "storm") else {
@@ -280,9 +310,21 @@ fn storm_table(r: &Results) -> String {
             t,
             "| {name} | {} | {} | {} | {} | {} |",
             fmt(num(v, "/connect/clients"), 0),
-            fmt(num(v, "/connect/connections_per_s"), 0),
+            with_spread(
+                v,
+                "/connect/connections_per_s",
+                "/rounds",
+                "/connect/connections_per_s",
+                0
+            ),
             fmt(num(v, "/connect/failed"), 0),
-            fmt(num(v, "/reconnect/connections_per_s"), 0),
+            with_spread(
+                v,
+                "/reconnect/connections_per_s",
+                "/rounds",
+                "/reconnect/connections_per_s",
+                0
+            ),
             fmt(num(v, "/reconnect/failed"), 0),
         );
     }
