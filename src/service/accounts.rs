@@ -283,14 +283,9 @@ impl ChatService {
         if token.is_empty() || token.len() > 128 {
             return Err(unauthenticated());
         }
-        let session = self
+        let (session, row) = self
             .store
-            .session_by_token_hash(&token_hash(token), now_millis())
-            .await?
-            .ok_or_else(unauthenticated)?;
-        let row = self
-            .store
-            .user_by_id(session.user_id)
+            .session_and_user_by_token_hash(&token_hash(token), now_millis())
             .await?
             .ok_or_else(unauthenticated)?;
         Ok(Session {

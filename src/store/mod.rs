@@ -156,12 +156,14 @@ pub trait SessionStore: Send + Sync {
         now: Millis,
         expires_at: Millis,
     ) -> ChatResult<SessionRow>;
-    /// Returns the session for a token hash unless it has expired at `now`.
-    async fn session_by_token_hash(
+    /// Returns the session for a token hash, unless it has expired at `now`, with its
+    /// user. One query serves both, because every connection handshake and API call
+    /// asks for the two together.
+    async fn session_and_user_by_token_hash(
         &self,
         hash: &str,
         now: Millis,
-    ) -> ChatResult<Option<SessionRow>>;
+    ) -> ChatResult<Option<(SessionRow, UserRow)>>;
     async fn delete_session(&self, id: SessionId) -> ChatResult<()>;
     /// Deletes every session of a user except `keep`, returning the ids deleted.
     async fn delete_user_sessions(

@@ -46,8 +46,13 @@ pub const SET_AVATAR: &str = "UPDATE users SET avatar = $2 WHERE id = $1";
 pub const INSERT_SESSION: &str = "INSERT INTO sessions \
      (user_id, token_hash, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5) \
      RETURNING id";
-pub const SESSION_BY_HASH: &str = "SELECT id, user_id, csrf_token, created_at, expires_at \
-     FROM sessions WHERE token_hash = $1 AND expires_at > $2";
+/// The session's columns carry a `session_` prefix where they share a name with the
+/// user's, so that the user's columns read like `USER_BY_ID`'s.
+pub const SESSION_AND_USER_BY_HASH: &str = "SELECT s.id AS session_id, s.csrf_token, \
+     s.created_at AS session_created_at, s.expires_at, \
+     u.id, u.username, u.display_name, u.kind, u.password_hash, u.avatar, u.created_at \
+     FROM sessions s JOIN users u ON u.id = s.user_id \
+     WHERE s.token_hash = $1 AND s.expires_at > $2";
 pub const DELETE_SESSION: &str = "DELETE FROM sessions WHERE id = $1";
 pub const DELETE_USER_SESSIONS: &str =
     "DELETE FROM sessions WHERE user_id = $1 AND id <> $2 RETURNING id";

@@ -191,6 +191,18 @@ fn user_from_row(row: &SqliteRow) -> Result<UserRow, sqlx::Error> {
     })
 }
 
+fn session_and_user_from_row(row: &SqliteRow) -> Result<(SessionRow, UserRow), sqlx::Error> {
+    let user = user_from_row(row)?;
+    let session = SessionRow {
+        id: SessionId(row.try_get("session_id")?),
+        user_id: user.id,
+        csrf_token: row.try_get("csrf_token")?,
+        created_at: row.try_get("session_created_at")?,
+        expires_at: row.try_get("expires_at")?,
+    };
+    Ok((session, user))
+}
+
 fn room_from_row(row: &SqliteRow) -> Result<Room, sqlx::Error> {
     let visibility: String = row.try_get("visibility")?;
     Ok(Room {
@@ -446,29 +458,21 @@ impl SessionStore for SqliteStore {
     }
 
     #[instrument(skip_all, err)]
-    async fn session_by_token_hash(
+    async fn session_and_user_by_token_hash(
         &self,
         hash: &str,
         now: Millis,
-    ) -> ChatResult<Option<SessionRow>> {
-        let row = sqlx::query(sql::SESSION_BY_HASH)
+    ) -> ChatResult<Option<(SessionRow, UserRow)>> {
+        let row = sqlx::query(sql::SESSION_AND_USER_BY_HASH)
             .bind(hash)
             .bind(now)
             .fetch_optional(&self.reader)
             .await
             .map_err(store_err)?;
-        let Some(row) = row else { return Ok(None) };
-        let session = (|| -> Result<SessionRow, sqlx::Error> {
-            Ok(SessionRow {
-                id: SessionId(row.try_get("id")?),
-                user_id: UserId(row.try_get("user_id")?),
-                csrf_token: row.try_get("csrf_token")?,
-                created_at: row.try_get("created_at")?,
-                expires_at: row.try_get("expires_at")?,
-            })
-        })()
-        .map_err(store_err)?;
-        Ok(Some(session))
+        row.as_ref()
+            .map(session_and_user_from_row)
+            .transpose()
+            .map_err(store_err)
     }
 
     #[instrument(skip_all, err, fields(session_id = %id))]
