@@ -56,12 +56,30 @@ pub struct Member {
     pub sends: Option<(u32, u64, Framing)>,
 }
 
+/// Where in each interval between its messages sender `sender` of `senders` sends, as
+/// a fraction of the interval: the senders are spread evenly, so that their messages
+/// reach the server one after another and not all in the same instant, which would
+/// measure how fast the server empties a burst of `senders` messages at once.
+fn phase(sender: u32, senders: usize) -> f64 {
+    f64::from(sender) / senders.max(1) as f64
+}
+
+/// Messages a sender at `phase` owes `elapsed` seconds into a step at `rate` messages
+/// a second: its first goes out `phase` intervals after the step starts, and one more
+/// after each further interval.
+fn owed(elapsed: f64, rate: f64, phase: f64) -> u64 {
+    let due = elapsed * rate - phase;
+    if due < 0.0 { 0 } else { due as u64 + 1 }
+}
+
 /// State shared by the driver and every connection task.
 struct Shared {
     step: Cell<u32>,
     sending: Cell<bool>,
     rate_per_sender: Cell<f64>,
     step_started: Cell<Instant>,
+    /// Senders in the load, which spread their messages over each interval.
+    senders: usize,
     tracker: RefCell<Tracker>,
     /// Messages the senders owed but had not sent when the step ended.
     behind: Cell<u64>,
@@ -77,15 +95,18 @@ impl Shared {
     /// Returns the current step and how many messages a sender owes in it now, given
     /// the step it last saw and what it has sent in that step, which it resets when a
     /// new step has begun.
-    fn batch_owed(&self, step_seen: &mut u32, sent_in_step: &mut u64) -> (u32, u64) {
+    fn batch_owed(&self, sender: u32, step_seen: &mut u32, sent_in_step: &mut u64) -> (u32, u64) {
         let step = self.step.get();
         if step != *step_seen {
             *step_seen = step;
             *sent_in_step = 0;
         }
         let elapsed = self.step_started.get().elapsed().as_secs_f64();
-        // The first message goes out at once, the (n+1)th after n intervals.
-        let owed = (elapsed * self.rate_per_sender.get()) as u64 + 1;
+        let owed = owed(
+            elapsed,
+            self.rate_per_sender.get(),
+            phase(sender, self.senders),
+        );
         (step, owed.saturating_sub(*sent_in_step).min(MAX_BATCH))
     }
 
@@ -117,6 +138,10 @@ pub struct Step {
     pub server_cpu_us: u64,
     pub server_cpu_us_per_delivery: f64,
     pub server_rss_kib: u64,
+    /// CPU time of the generator itself over the step, all of its threads: near a full
+    /// second per second means the generator, not the server, limits the step.
+    pub generator_cpu_us: u64,
+    pub generator_cpu_us_per_delivery: f64,
     pub connections_dropped: u64,
     pub passed: bool,
 }
@@ -160,6 +185,7 @@ impl Load {
             sending: Cell::new(false),
             rate_per_sender: Cell::new(0.0),
             step_started: Cell::new(Instant::now()),
+            senders,
             tracker: RefCell::new(Tracker::new(members.len(), senders.max(1))),
             behind: Cell::new(0),
             sent: Cell::new(0),
@@ -237,6 +263,7 @@ impl Load {
             .set(deliveries_per_s / self.fanout_total.max(1) as f64);
 
         let before = self.sample()?;
+        let generator_before = procstat::sample(std::process::id())?;
         let started = Instant::now();
         s.step_started.set(started);
         s.sending.set(true);
@@ -244,7 +271,15 @@ impl Load {
         s.sending.set(false);
         let sending_secs = started.elapsed().as_secs_f64();
         // Count what the senders still owed as generator shortfall.
-        let owed = ((rule.step_secs * s.rate_per_sender.get()) as u64 + 1) * self.senders as u64;
+        let owed: u64 = (0..self.senders as u32)
+            .map(|sender| {
+                owed(
+                    rule.step_secs,
+                    s.rate_per_sender.get(),
+                    phase(sender, self.senders),
+                )
+            })
+            .sum();
         s.behind.set(owed.saturating_sub(s.sent.get()));
 
         // Wait for what is still in flight, bounded by the drain time.
@@ -260,14 +295,27 @@ impl Load {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let after = self.sample()?;
+        let generator_after = procstat::sample(std::process::id())?;
 
         let summary = s.tracker.borrow().summary();
         let cpu_us = after.cpu_us.saturating_sub(before.cpu_us);
+        let generator_cpu_us = generator_after
+            .cpu_us
+            .saturating_sub(generator_before.cpu_us);
+        let per_delivery = |us: u64| {
+            if summary.received > 0 {
+                us as f64 / summary.received as f64
+            } else {
+                0.0
+            }
+        };
         let generator_behind = s.behind.get();
         let connections_dropped = s.dropped.get() - dropped_before;
         // Each sender may end a step one message short of its rate, by rounding.
         let generator_kept_up = generator_behind <= self.senders as u64 + s.sent.get() / 100;
-        let passed = summary.lost == 0
+        // A step in which nothing was sent shows nothing about the server.
+        let passed = summary.expected > 0
+            && summary.lost == 0
             && summary.duplicated == 0
             && summary.p99_us < rule.p99_limit_us
             && connections_dropped == 0
@@ -279,12 +327,10 @@ impl Load {
             generator_behind,
             generator_kept_up,
             server_cpu_us: cpu_us,
-            server_cpu_us_per_delivery: if summary.received > 0 {
-                cpu_us as f64 / summary.received as f64
-            } else {
-                0.0
-            },
+            server_cpu_us_per_delivery: per_delivery(cpu_us),
             server_rss_kib: after.rss_kib,
+            generator_cpu_us,
+            generator_cpu_us_per_delivery: per_delivery(generator_cpu_us),
             connections_dropped,
             passed,
             summary,
@@ -357,7 +403,7 @@ async fn run_member(
                 if !shared.sending.get() {
                     continue;
                 }
-                let (step, batch) = shared.batch_owed(&mut step_seen, &mut sent_in_step);
+                let (step, batch) = shared.batch_owed(*sender, &mut step_seen, &mut sent_in_step);
                 if batch == 0 {
                     continue;
                 }
@@ -441,7 +487,7 @@ async fn run_irc_member(
                 if !shared.sending.get() {
                     continue;
                 }
-                let (step, batch) = shared.batch_owed(&mut step_seen, &mut sent_in_step);
+                let (step, batch) = shared.batch_owed(sender, &mut step_seen, &mut sent_in_step);
                 if batch == 0 {
                     continue;
                 }
@@ -468,4 +514,29 @@ async fn run_irc_member(
     }
     let _ = conn.writer.write_all(b"QUIT\r\n").await;
     let _ = conn.writer.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn senders_take_turns_within_each_interval() {
+        // Two messages a second from each of four senders: sender 0 sends at 0 s and
+        // 0.5 s, sender 2 a quarter of a second later each time.
+        assert_eq!(owed(0.0, 2.0, phase(0, 4)), 1);
+        assert_eq!(owed(0.2, 2.0, phase(2, 4)), 0);
+        assert_eq!(owed(0.25, 2.0, phase(2, 4)), 1);
+        assert_eq!(owed(0.74, 2.0, phase(2, 4)), 1);
+        assert_eq!(owed(0.75, 2.0, phase(2, 4)), 2);
+        assert_eq!(owed(0.5, 2.0, phase(0, 4)), 2);
+    }
+
+    #[test]
+    fn a_slow_step_owes_what_its_rate_offers() {
+        // Ten senders at a quarter of a message a second for 5 s offer 12.5 messages.
+        // Starting all ten at once would owe 20.
+        let total: u64 = (0..10).map(|s| owed(5.0, 0.25, phase(s, 10))).sum();
+        assert_eq!(total, 13);
+    }
 }

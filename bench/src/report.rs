@@ -241,7 +241,7 @@ fn irc_fanout_table(r: &Results) -> String {
 
 fn fanout_steps(r: &Results) -> String {
     let mut t = String::from(
-        "| Server | Offered (deliveries/s) | Delivered/s | p50 (ms) | p99 (ms) | max (ms) | Lost | Dup. | Out of order | CPU/delivery (µs) | Passed |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| Server | Offered (deliveries/s) | Delivered/s | p50 (ms) | p99 (ms) | max (ms) | Lost | Dup. | Out of order | Server CPU/delivery (µs) | Generator CPU/delivery (µs) | Passed |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for (key, name) in SERVERS {
         let Some(v) = r.get(key, "fanout") else {
@@ -250,7 +250,7 @@ fn fanout_steps(r: &Results) -> String {
         for s in v["steps"].as_array().into_iter().flatten() {
             let _ = writeln!(
                 t,
-                "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 fmt(num(s, "/offered_per_s"), 0),
                 fmt(num(s, "/delivered_per_s"), 0),
                 ms(num(s, "/p50_us")),
@@ -260,6 +260,7 @@ fn fanout_steps(r: &Results) -> String {
                 fmt(num(s, "/duplicated"), 0),
                 fmt(num(s, "/out_of_order"), 0),
                 fmt(num(s, "/server_cpu_us_per_delivery"), 2),
+                fmt(num(s, "/generator_cpu_us_per_delivery"), 2),
                 if s["passed"].as_bool() == Some(true) {
                     "yes"
                 } else {
