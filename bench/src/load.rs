@@ -56,10 +56,10 @@ pub struct Member {
     pub sends: Option<(u32, u64, Framing)>,
 }
 
-/// Where in each interval between its messages sender `sender` of `senders` sends, as
-/// a fraction of the interval: the senders are spread evenly, so that their messages
-/// reach the server one after another and not all in the same instant, which would
-/// measure how fast the server empties a burst of `senders` messages at once.
+/// Returns where sender `sender` of `senders` sends within each interval between its
+/// messages, as a fraction of the interval. Spreading the senders evenly makes their
+/// messages reach the server one after another. Sent in the same instant, they would
+/// measure how fast the server empties a burst of one message per sender.
 fn phase(sender: u32, senders: usize) -> f64 {
     f64::from(sender) / senders.max(1) as f64
 }

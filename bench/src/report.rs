@@ -82,8 +82,8 @@ fn fmt(x: Option<f64>, digits: usize) -> String {
         .unwrap_or_else(|| "–".into())
 }
 
-/// The reported figure at `pointer` in `v`, followed by the lowest and highest of the
-/// same figure over the runs in the array at `runs`, when there are several:
+/// Formats the figure at `pointer` in `v`, followed by the lowest and highest of the
+/// same figure over the runs in the array at `runs` when there are several, as in
 /// "15.09 (14.80–15.40)".
 fn with_spread(v: &Value, pointer: &str, runs: &str, field: &str, digits: usize) -> String {
     let reported = fmt(num(v, pointer), digits);
@@ -272,6 +272,17 @@ fn fanout_steps(r: &Results) -> String {
     t
 }
 
+/// RSS per connection of an idle level, counted from the server's size before the
+/// first level (see `scenarios::idle`). Results written before the baseline was
+/// recorded hold the first level's starting size, which is the same moment.
+fn idle_kib_per_connection(levels: &Value, level: &Value) -> Option<f64> {
+    let baseline = num(level, "/server_rss_baseline_kib")
+        .or_else(|| num(&levels[0], "/server_rss_before_kib"))?;
+    let connected = num(level, "/connected")?;
+    let after = num(level, "/server_rss_after_kib")?;
+    (connected > 0.0).then(|| (after - baseline).max(0.0) / connected)
+}
+
 fn idle_table(r: &Results) -> String {
     let mut t = String::from(
         "| Server | Connections | Connected | Open after the hold | Time to connect (s) | RSS per connection (KiB) | First error |\n|---|---|---|---|---|---|---|\n",
@@ -288,7 +299,7 @@ fn idle_table(r: &Results) -> String {
                 fmt(num(l, "/connected"), 0),
                 fmt(num(l, "/still_open"), 0),
                 fmt(num(l, "/connect_secs"), 1),
-                fmt(num(l, "/rss_per_connection_kib"), 1),
+                fmt(idle_kib_per_connection(&v["levels"], l), 1),
                 l["errors"][0]
                     .as_str()
                     .map(|e| e.replace('|', "/"))
@@ -301,7 +312,7 @@ fn idle_table(r: &Results) -> String {
 
 fn storm_table(r: &Results) -> String {
     let mut t = String::from(
-        "| Server | Clients | Connect: conn/s, median (range) of the rounds | failed | Reconnect: conn/s, median (range) | failed |\n|---|---|---|---|---|---|\n",
+        "| Server | Clients | Connect: conn/s, median (range) of the rounds | failed | Reconnect: conn/s in the same round (range) | failed |\n|---|---|---|---|---|---|\n",
     );
     for (key, name) in SERVERS {
         let Some(v) = r.get(key, "storm") else {
@@ -388,12 +399,15 @@ fn history_table(r: &Results) -> String {
 /// RSS per connection.
 fn idle_pairs(r: &Results, a: &str, b: &str) -> Vec<(f64, f64, f64)> {
     let levels = |k: &str| -> Vec<(f64, f64)> {
-        r.get(k, "idle")
-            .and_then(|v| v["levels"].as_array().cloned())
-            .unwrap_or_default()
-            .iter()
+        let Some(levels) = r.get(k, "idle").map(|v| &v["levels"]) else {
+            return Vec::new();
+        };
+        levels
+            .as_array()
+            .into_iter()
+            .flatten()
             .filter(|l| num(l, "/connected") == num(l, "/connections"))
-            .filter_map(|l| Some((num(l, "/connections")?, num(l, "/rss_per_connection_kib")?)))
+            .filter_map(|l| Some((num(l, "/connections")?, idle_kib_per_connection(levels, l)?)))
             .collect()
     };
     let la = levels(a);
@@ -551,10 +565,11 @@ fn capacity_model(r: &Results) -> String {
         .get("confab", "fanout")
         .and_then(|v| num(v, "/at_cpu_rate/server_cpu_us_per_delivery"));
     let per_conn = r.get("confab", "idle").and_then(|v| {
-        v["levels"]
+        let levels = &v["levels"];
+        levels
             .as_array()?
             .iter()
-            .filter_map(|l| Some((num(l, "/connections")?, num(l, "/rss_per_connection_kib")?)))
+            .filter_map(|l| Some((num(l, "/connections")?, idle_kib_per_connection(levels, l)?)))
             .max_by(|a, b| a.0.total_cmp(&b.0))
             .map(|(_, k)| k)
     });
@@ -562,6 +577,9 @@ fn capacity_model(r: &Results) -> String {
         return "(needs Confab's fan-out and idle results)".into();
     };
     let per_core = 1e6 / cpu;
+    let max_passing = r
+        .get("confab", "fanout")
+        .and_then(|v| num(v, "/max_passing_per_s"));
     let per_gib = 1024.0 * 1024.0 / kib;
     let mut t = String::new();
     let _ = writeln!(t, "| Quantity | Estimate |\n|---|---|");
@@ -569,6 +587,12 @@ fn capacity_model(r: &Results) -> String {
         t,
         "| Deliveries per second per core (1 / CPU per delivery) | {per_core:.0} |"
     );
+    if let Some(max) = max_passing {
+        let _ = writeln!(
+            t,
+            "| Deliveries per second per core at the highest passing fan-out rate, where frames share writes | {max:.0} |"
+        );
+    }
     let _ = writeln!(
         t,
         "| Idle connections per GiB (1 GiB / RSS per connection) | {per_gib:.0} |"

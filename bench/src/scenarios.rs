@@ -34,7 +34,7 @@ pub struct FanoutArgs {
     /// Rate at which server CPU per delivery is compared, in deliveries per second.
     #[arg(long, default_value_t = 20_000.0)]
     pub cpu_rate: f64,
-    /// Times the comparison step is run; the run with the median CPU per delivery is
+    /// Times the comparison step is run. The run with the median CPU per delivery is
     /// the one reported, and every run is kept for its spread.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=9))]
     pub cpu_runs: u32,
@@ -369,8 +369,11 @@ pub struct IdleLevel {
     pub connected: usize,
     pub still_open: usize,
     pub connect_secs: f64,
+    /// Server RSS before the first level of the run.
+    pub server_rss_baseline_kib: u64,
     pub server_rss_before_kib: u64,
     pub server_rss_after_kib: u64,
+    /// RSS growth since the baseline, divided by the connections held.
     pub rss_per_connection_kib: f64,
     pub errors: Vec<String>,
 }
@@ -389,6 +392,10 @@ pub async fn idle(
     manifest: Option<&Manifest>,
 ) -> anyhow::Result<IdleResult> {
     let mut levels = Vec::new();
+    // Memory per connection is counted from the process's size before the first level:
+    // a server keeps much of what an earlier level's connections freed, so the growth
+    // during a later level alone would undercount what its connections need.
+    let baseline = sample(target)?;
     for &count in &args.counts {
         let before = sample(target)?;
         let started = Instant::now();
@@ -416,10 +423,11 @@ pub async fn idle(
             connected,
             still_open,
             connect_secs,
+            server_rss_baseline_kib: baseline.rss_kib,
             server_rss_before_kib: before.rss_kib,
             server_rss_after_kib: after.rss_kib,
             rss_per_connection_kib: if connected > 0 {
-                after.rss_kib.saturating_sub(before.rss_kib) as f64 / connected as f64
+                after.rss_kib.saturating_sub(baseline.rss_kib) as f64 / connected as f64
             } else {
                 0.0
             },
@@ -529,7 +537,7 @@ pub struct StormArgs {
     /// Clients that connect at once.
     #[arg(long, default_value_t = 5000)]
     pub clients: usize,
-    /// Connect and reconnect storms run, one after the other; the round with the
+    /// Rounds of a connect storm followed by a reconnect storm. The round with the
     /// median connect rate is the one reported, and every round is kept.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=9))]
     pub rounds: u32,
