@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark Confab against its peers in one run and regenerate docs/benchmarks.md.
 #
-#   scripts/bench.sh            full run (about 20 to 30 minutes on 2 cores)
+#   scripts/bench.sh            full run (about 25 minutes on 2 cores)
 #   scripts/bench.sh --smoke    seconds-long run of every scenario with small numbers;
 #                               results go to $BENCH_RESULTS (default: a temporary
 #                               directory) and docs/benchmarks.md is left alone
