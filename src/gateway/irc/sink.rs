@@ -55,7 +55,10 @@ impl SendQueue {
 
     /// Queues one line (ending in CR LF) within the byte budget.
     pub fn push(&self, line: String) -> Result<(), SinkError> {
-        if self.closing.is_cancelled() {
+        // The close reason is set first thing when closing starts, and reading it is one
+        // atomic load, where `CancellationToken::is_cancelled` locks a mutex. This runs
+        // once per member of a channel for every message.
+        if self.close_reason.get().is_some() {
             return Err(SinkError::Closed);
         }
         let bytes = line.len();
