@@ -149,7 +149,7 @@ impl Tracker {
     }
 }
 
-/// The run whose `key` is the median of `runs`: the middle one by `key`, or the lower
+/// Returns the run whose `key` is the median of `runs`: the middle one by `key`, or the lower
 /// of the two middle ones when the count is even. NaN keys sort last.
 ///
 /// # Panics
@@ -167,7 +167,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn median_picks_the_middle_run_not_the_middle_index() {
+    fn median_by_sorts_before_picking() {
         let runs = [(0, 9.0), (1, 3.0), (2, 5.0)];
         assert_eq!(median_by(&runs, |r| r.1).0, 2);
         let even = [(0, 4.0), (1, 1.0), (2, 3.0), (3, 2.0)];

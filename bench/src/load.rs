@@ -521,7 +521,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn senders_take_turns_within_each_interval() {
+    fn owed_spreads_senders_over_interval() {
         // Two messages a second from each of four senders: sender 0 sends at 0 s and
         // 0.5 s, sender 2 a quarter of a second later each time.
         assert_eq!(owed(0.0, 2.0, phase(0, 4)), 1);
@@ -533,7 +533,7 @@ mod tests {
     }
 
     #[test]
-    fn a_slow_step_owes_what_its_rate_offers() {
+    fn owed_at_slow_rate_matches_offer() {
         // Ten senders at a quarter of a message a second for 5 s offer 12.5 messages.
         // Starting all ten at once would owe 20.
         let total: u64 = (0..10).map(|s| owed(5.0, 0.25, phase(s, 10))).sum();

@@ -272,7 +272,7 @@ fn fanout_steps(r: &Results) -> String {
     t
 }
 
-/// RSS per connection of an idle level, counted from the server's size before the
+/// Returns the RSS per connection of an idle level, counted from the server's size before the
 /// first level (see `scenarios::idle`). Results written before the baseline was
 /// recorded hold the first level's starting size, which is the same moment.
 fn idle_kib_per_connection(levels: &Value, level: &Value) -> Option<f64> {

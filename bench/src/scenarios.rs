@@ -373,7 +373,7 @@ pub struct IdleLevel {
     pub server_rss_baseline_kib: u64,
     pub server_rss_before_kib: u64,
     pub server_rss_after_kib: u64,
-    /// RSS growth since the baseline, divided by the connections held.
+    /// RSS growth since the baseline, divided by the connections made.
     pub rss_per_connection_kib: f64,
     pub errors: Vec<String>,
 }

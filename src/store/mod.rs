@@ -157,8 +157,8 @@ pub trait SessionStore: Send + Sync {
         expires_at: Millis,
     ) -> ChatResult<SessionRow>;
     /// Returns the session for a token hash, unless it has expired at `now`, with its
-    /// user. One query serves both, because every connection handshake and API call
-    /// asks for the two together.
+    /// user. One query reads both, because every connection handshake and API call
+    /// needs the two together.
     async fn session_and_user_by_token_hash(
         &self,
         hash: &str,

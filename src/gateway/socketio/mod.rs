@@ -104,8 +104,8 @@ pub fn layer(
     (layer, io)
 }
 
-/// Middleware in front of the Socket.IO layer: gives each Socket.IO request a copy of
-/// its URI and header values that owns its bytes.
+/// Gives each Socket.IO request a copy of its URI and header values that owns its
+/// bytes, as middleware in front of the Socket.IO layer.
 ///
 /// socketioxide keeps the request head of a connection's handshake for as long as the
 /// connection lives, extensions included. hyper parses the URI and header values as
@@ -123,11 +123,16 @@ pub async fn own_request_head(mut req: Request, next: Next) -> Response {
                 name = next_name;
             }
             let Some(name) = name.clone() else { continue };
-            let Ok(mut copy) = HeaderValue::from_bytes(value.as_bytes()) else {
-                continue;
+            // hyper accepted these bytes, so the copy cannot fail; if it did, the header
+            // would keep its original value rather than be dropped.
+            let value = match HeaderValue::from_bytes(value.as_bytes()) {
+                Ok(mut copy) => {
+                    copy.set_sensitive(value.is_sensitive());
+                    copy
+                }
+                Err(_) => value,
             };
-            copy.set_sensitive(value.is_sensitive());
-            owned.append(name, copy);
+            owned.append(name, value);
         }
         if let Some(uri) = owned_uri(req.uri()) {
             *req.uri_mut() = uri;
@@ -142,7 +147,7 @@ pub async fn own_request_head(mut req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-/// A copy of `uri` that owns its bytes.
+/// Copies `uri` into a `Uri` that owns its bytes.
 fn owned_uri(uri: &Uri) -> Option<Uri> {
     Uri::try_from(uri.to_string()).ok()
 }
@@ -396,8 +401,8 @@ mod tests {
     use std::ops::Range;
     use tower::ServiceExt;
 
-    /// A request whose URI and header value are slices of one larger buffer, as hyper
-    /// parses them, with the buffer's address range.
+    /// Builds a request whose URI and header value are slices of one larger buffer, as
+    /// hyper parses them, and returns it with the buffer's address range.
     fn request_from_one_buffer(path: &str) -> (Request, Range<usize>) {
         let buffer = Bytes::from(format!("{path} x-probe-value {}", " ".repeat(16 * 1024)));
         let range = buffer.as_ptr() as usize..buffer.as_ptr() as usize + buffer.len();
