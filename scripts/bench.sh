@@ -39,8 +39,10 @@ if [[ $mode == smoke ]]; then
     fanout_args=(--members 30 --senders 3 --start-rate 300 --max-rate 600 --bisect 1
                  --cpu-rate 300 --cpu-runs 2 --step-secs 1 --drain-secs 2 --settle-secs 0.5)
     irc_fanout_args=("${fanout_args[@]}")
-    idle_counts=200
+    idle_counts=100,200
     idle_hold=1
+    # 200 connections exceed this, so that level runs in two generator worker processes.
+    idle_args=(--per-process 150)
     storm_clients=200
     storm_rounds=2
     rooms_args=(--users 300 --rates 300 --step-secs 1 --drain-secs 2)
@@ -65,6 +67,7 @@ else
     irc_fanout_args=("${fanout_args[@]}" --settle-secs 5)
     idle_counts=1000,10000,19500
     idle_hold=10
+    idle_args=()
     storm_clients=5000
     storm_rounds=3
     rooms_args=(--users 10000 --rates 20000,50000,100000 --step-secs 5 --drain-secs 3)
@@ -251,7 +254,7 @@ for kind in $servers; do
 
         # Each scenario on a fresh process, so memory and queues start clean.
         start_server confab $port "$data"
-        generate idle confab $port --counts "$idle_counts" --hold-secs "$idle_hold" \
+        generate idle confab $port --counts "$idle_counts" --hold-secs "$idle_hold" "${idle_args[@]}" \
             --manifest "$manifest"
         stop_server
         start_server confab $port "$data"
@@ -287,7 +290,7 @@ for kind in $servers; do
         stop_server
     else
         start_server "$kind" $port
-        generate idle "$kind" $port --counts "$idle_counts" --hold-secs "$idle_hold"
+        generate idle "$kind" $port --counts "$idle_counts" --hold-secs "$idle_hold" "${idle_args[@]}"
         stop_server
         start_server "$kind" $port
         generate storm "$kind" $port --clients "$storm_clients" --rounds "$storm_rounds"

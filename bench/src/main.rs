@@ -12,6 +12,7 @@ mod scenarios;
 mod seed;
 mod sio;
 mod target;
+mod workers;
 
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -65,6 +66,14 @@ enum Command {
         args: scenarios::IdleArgs,
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Holds one share of an idle level for a parent `idle` run (see `workers`).
+    #[command(hide = true)]
+    HoldWorker {
+        #[command(flatten)]
+        target: target::Target,
+        #[command(flatten)]
+        args: workers::HoldArgs,
     },
     /// Connect storm and reconnect storm.
     Storm {
@@ -134,6 +143,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 &out,
                 &scenarios::idle(&target, &args, manifest.as_ref()).await?,
             )
+        }
+        Command::HoldWorker { target, args } => {
+            let manifest = args
+                .manifest
+                .as_deref()
+                .map(seed::read_manifest)
+                .transpose()?;
+            workers::serve(&target, &args, manifest.as_ref()).await
         }
         Command::Storm { target, args, out } => {
             let manifest = args

@@ -7,6 +7,7 @@ use crate::procstat;
 use crate::seed::Manifest;
 use crate::sio;
 use crate::target::{ServerKind, Target};
+use crate::workers;
 use anyhow::bail;
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
@@ -361,11 +362,17 @@ pub struct IdleArgs {
     /// Manifest with tokens, for Confab; without it Confab clients become guests.
     #[arg(long)]
     pub manifest: Option<std::path::PathBuf>,
+    /// Maximum connections one generator process holds. A level above it is split among
+    /// worker processes. The default is the open-file limit less a reserve.
+    #[arg(long)]
+    pub per_process: Option<usize>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct IdleLevel {
     pub connections: usize,
+    /// Generator processes that held this level's connections.
+    pub generator_processes: usize,
     pub connected: usize,
     pub still_open: usize,
     pub connect_secs: f64,
@@ -396,30 +403,40 @@ pub async fn idle(
     // a server keeps much of what an earlier level's connections freed, so the growth
     // during a later level alone would undercount what its connections need.
     let baseline = sample(target)?;
+    let per_process = match args.per_process {
+        Some(n) => n.max(1),
+        None => workers::connections_per_process()?,
+    };
+    if let Some(m) = manifest
+        && target.kind == ServerKind::Confab
+    {
+        let max_count = args.counts.iter().copied().max().unwrap_or(0);
+        if m.tokens.len() < max_count {
+            bail!(
+                "the manifest has {} tokens, {max_count} needed",
+                m.tokens.len()
+            );
+        }
+    }
     for &count in &args.counts {
         let before = sample(target)?;
-        let started = Instant::now();
-        let (conns, errors) = connect_many(target, count, args.parallel, manifest).await?;
-        let connect_secs = started.elapsed().as_secs_f64();
-        let connected = conns.len();
-
-        // Hold the connections, answering pings, then count those still open.
-        let (stop, _) = tokio::sync::watch::channel(false);
-        let tasks: Vec<_> = conns
-            .into_iter()
-            .map(|ws| tokio::task::spawn_local(hold(ws, stop.subscribe())))
-            .collect();
-        tokio::time::sleep(Duration::from_secs_f64(args.hold_secs)).await;
-        let after = sample(target)?;
-        let _ = stop.send(true);
-        let mut still_open = 0;
-        for task in tasks {
-            if task.await.unwrap_or(false) {
-                still_open += 1;
-            }
-        }
+        let outcome = if count <= per_process {
+            hold_in_process(target, count, args, manifest).await?
+        } else {
+            let shares = workers::shares(count, per_process);
+            hold_in_workers(target, &shares, args).await?
+        };
+        let HeldLevel {
+            processes,
+            connected,
+            connect_secs,
+            after,
+            still_open,
+            errors,
+        } = outcome;
         let level = IdleLevel {
             connections: count,
+            generator_processes: processes,
             connected,
             still_open,
             connect_secs,
@@ -434,7 +451,7 @@ pub async fn idle(
             errors,
         };
         eprintln!(
-            "idle {:?}: {count} wanted, {connected} connected in {connect_secs:.1} s, {still_open} open after the hold, {:.1} KiB each",
+            "idle {:?}: {count} wanted, {connected} connected by {processes} process(es) in {connect_secs:.1} s, {still_open} open after the hold, {:.1} KiB each",
             target.kind, level.rss_per_connection_kib
         );
         levels.push(level);
@@ -448,9 +465,81 @@ pub async fn idle(
     })
 }
 
+/// Outcome of holding one idle level.
+struct HeldLevel {
+    processes: usize,
+    connected: usize,
+    connect_secs: f64,
+    /// The server's sample at the end of the hold, with every connection open.
+    after: procstat::Sample,
+    still_open: usize,
+    errors: Vec<String>,
+}
+
+/// Connects and holds `count` connections in this process.
+async fn hold_in_process(
+    target: &Target,
+    count: usize,
+    args: &IdleArgs,
+    manifest: Option<&Manifest>,
+) -> anyhow::Result<HeldLevel> {
+    let started = Instant::now();
+    let (conns, errors) = connect_many(target, 0..count, args.parallel, manifest).await?;
+    let connect_secs = started.elapsed().as_secs_f64();
+    let connected = conns.len();
+
+    // Hold the connections, answering pings, then count those still open.
+    let (stop, _) = tokio::sync::watch::channel(false);
+    let tasks: Vec<_> = conns
+        .into_iter()
+        .map(|ws| tokio::task::spawn_local(hold(ws, stop.subscribe())))
+        .collect();
+    tokio::time::sleep(Duration::from_secs_f64(args.hold_secs)).await;
+    let after = sample(target)?;
+    let _ = stop.send(true);
+    let mut still_open = 0;
+    for task in tasks {
+        if task.await.unwrap_or(false) {
+            still_open += 1;
+        }
+    }
+    Ok(HeldLevel {
+        processes: 1,
+        connected,
+        connect_secs,
+        after,
+        still_open,
+        errors,
+    })
+}
+
+/// Connects and holds one share of the connections in each worker process.
+async fn hold_in_workers(
+    target: &Target,
+    shares: &[(usize, usize)],
+    args: &IdleArgs,
+) -> anyhow::Result<HeldLevel> {
+    let started = Instant::now();
+    let mut workers =
+        workers::Workers::spawn(target, shares, args.parallel, args.manifest.as_deref())?;
+    let (connected, errors) = workers.connected().await?;
+    let connect_secs = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs_f64(args.hold_secs)).await;
+    let after = sample(target)?;
+    let still_open = workers.stop().await?;
+    Ok(HeldLevel {
+        processes: shares.len(),
+        connected,
+        connect_secs,
+        after,
+        still_open,
+        errors,
+    })
+}
+
 /// Replies to pings until `stop` changes, then returns whether the connection was
 /// still open.
-async fn hold(mut ws: sio::Ws, mut stop: tokio::sync::watch::Receiver<bool>) -> bool {
+pub(crate) async fn hold(mut ws: sio::Ws, mut stop: tokio::sync::watch::Receiver<bool>) -> bool {
     loop {
         tokio::select! {
             _ = stop.changed() => {
@@ -473,24 +562,29 @@ async fn hold(mut ws: sio::Ws, mut stop: tokio::sync::watch::Receiver<bool>) -> 
 /// Failed handshakes after which a connection run stops trying.
 const MAX_FAILED_HANDSHAKES: usize = 200;
 
-/// Connects `count` clients, `parallel` handshakes at a time; returns the connections
-/// and the first few errors.
-async fn connect_many(
+/// Connects clients `indexes` (which pick their tokens and source addresses),
+/// `parallel` handshakes at a time; returns the connections and the first few errors.
+pub(crate) async fn connect_many(
     target: &Target,
-    count: usize,
+    indexes: std::ops::Range<usize>,
     parallel: usize,
     manifest: Option<&Manifest>,
 ) -> anyhow::Result<(Vec<sio::Ws>, Vec<String>)> {
     if let Some(m) = manifest
         && target.kind == ServerKind::Confab
-        && m.tokens.len() < count
+        && m.tokens.len() < indexes.end
     {
-        bail!("the manifest has {} tokens, {count} needed", m.tokens.len());
+        bail!(
+            "the manifest has {} tokens, {} needed",
+            m.tokens.len(),
+            indexes.end
+        );
     }
+    let count = indexes.len();
     let mut conns = Vec::with_capacity(count);
     let mut errors = Vec::new();
     let mut failed = 0;
-    let indexes: Vec<usize> = (0..count).collect();
+    let indexes: Vec<usize> = indexes.collect();
     for chunk in indexes.chunks(parallel.max(1)) {
         let handshakes = chunk.iter().map(|&i| {
             let options = match manifest {
@@ -621,7 +715,7 @@ async fn storm_phase(
     manifest: Option<&Manifest>,
 ) -> anyhow::Result<(StormPhase, Vec<sio::Ws>)> {
     let started = Instant::now();
-    let (conns, errors) = connect_many(target, clients, clients, manifest).await?;
+    let (conns, errors) = connect_many(target, 0..clients, clients, manifest).await?;
     let secs = started.elapsed().as_secs_f64();
     let connected = conns.len();
     Ok((
