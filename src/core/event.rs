@@ -2,7 +2,7 @@
 //! fan-out, using the wire name and payload defined here.
 
 use super::ids::{MessageId, RoomId, Seq, UserId};
-use super::model::{Message, Room};
+use super::model::{Message, Room, User};
 use super::time::Millis;
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +63,21 @@ pub struct AwayChange {
     pub change_id: u64,
 }
 
+/// Payload of `user:updated`: a user changed their display name or avatar.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UserUpdated {
+    /// A room the user belongs to; the event goes to each such room once.
+    pub room_id: RoomId,
+    /// The account as it is after the change.
+    pub user: User,
+    /// The display name before the change. The IRC gateway derives the old nickname
+    /// from it, as the source of the NICK line.
+    pub previous_display_name: String,
+    /// Identifies one change across its per-room copies, so a client sharing several
+    /// rooms with the user applies it once.
+    pub change_id: u64,
+}
+
 /// Payload of `presence`: a member came online or went offline in a room.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Presence {
@@ -116,6 +131,8 @@ pub enum Event {
     TagMessage(TagMessage),
     /// Someone set or cleared an away message.
     Away(AwayChange),
+    /// Someone changed their display name or avatar.
+    UserUpdated(UserUpdated),
 }
 
 impl Event {
@@ -133,6 +150,7 @@ impl Event {
             Event::Presence(_) => "presence",
             Event::TagMessage(_) => "tag:message",
             Event::Away(_) => "away",
+            Event::UserUpdated(_) => "user:updated",
         }
     }
 

@@ -18,7 +18,7 @@
 
 use super::{Hub, Outbound};
 use crate::core::event::{
-    AwayChange, Event, MessageDeleted, Presence, RoomRemoved, TagMessage, Typing,
+    AwayChange, Event, MessageDeleted, Presence, RoomRemoved, TagMessage, Typing, UserUpdated,
 };
 use crate::core::i18n::Notice;
 use crate::core::ids::{RoomId, Seq, SessionId, UserId};
@@ -171,6 +171,7 @@ fn decode_event(name: &str, payload: &RawValue) -> Option<Event> {
         "presence" => Event::Presence(serde_json::from_str::<Presence>(json).ok()?),
         "tag:message" => Event::TagMessage(serde_json::from_str::<TagMessage>(json).ok()?),
         "away" => Event::Away(serde_json::from_str::<AwayChange>(json).ok()?),
+        "user:updated" => Event::UserUpdated(serde_json::from_str::<UserUpdated>(json).ok()?),
         _ => return None,
     };
     Some(event)
@@ -982,6 +983,33 @@ mod tests {
             panic!("room:removed did not decode");
         };
         assert_eq!(removed.reason, "banned");
+    }
+
+    #[test]
+    fn user_update_round_trips() {
+        let sent = Outbound::new(
+            Event::UserUpdated(UserUpdated {
+                room_id: RoomId(4),
+                user: crate::core::model::User {
+                    id: UserId(7),
+                    username: Some("bob".to_owned()),
+                    display_name: "Bobby".to_owned(),
+                    kind: crate::core::model::AccountKind::Registered,
+                    avatar_url: "/api/v1/users/7/avatar?v=1".to_owned(),
+                    created_at: 0,
+                },
+                previous_display_name: "bob".to_owned(),
+                change_id: 9,
+            }),
+            std::time::Instant::now(),
+        );
+        let Some(Event::UserUpdated(update)) = decode_event("user:updated", sent.json()) else {
+            panic!("user:updated did not decode");
+        };
+        assert_eq!(update.room_id, RoomId(4));
+        assert_eq!(update.user.display_name, "Bobby");
+        assert_eq!(update.previous_display_name, "bob");
+        assert_eq!(update.change_id, 9);
     }
 
     #[test]

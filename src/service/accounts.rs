@@ -2,12 +2,14 @@
 
 use super::{ChatService, ClientAddr, Session};
 use crate::core::error::{ChatError, ChatResult, ErrorCode};
+use crate::core::event::{Event, UserUpdated};
 use crate::core::i18n::Notice;
 use crate::core::ids::UserId;
 use crate::core::model::{AccountKind, MessageKind, User};
 use crate::core::names;
 use crate::core::role::Role;
 use crate::core::time::now_millis;
+use crate::hub::Outbound;
 use crate::store::{NewMessage, NewUser, UserRow};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -15,6 +17,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use std::time::Instant;
 
 /// A new session: the bearer token is shown to the client once and never stored.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -339,16 +342,51 @@ impl ChatService {
         Ok(())
     }
 
-    /// Sets the display name. Messages already sent keep the name they were sent under.
+    /// Sets the display name and announces it to the user's rooms. Messages already sent
+    /// keep the name they were sent under.
     pub async fn set_display_name(&self, session: &Session, name: &str) -> ChatResult<User> {
+        let started = Instant::now();
         session.require_registered()?;
         let name = names::validate_display_name(name)?;
         let _write = self.begin_write()?;
+        let previous = self.user_row(session.user_id()).await?.display_name;
         self.store
             .set_display_name(session.user_id(), &name)
             .await?;
-        let row = self.user_row(session.user_id()).await?;
-        Ok(Self::public_user(&row))
+        let user = Self::public_user(&self.user_row(session.user_id()).await?);
+        if previous != user.display_name {
+            self.announce_user(&previous, &user, started).await;
+        }
+        Ok(user)
+    }
+
+    /// Sends `user:updated` about a changed account to every room the user belongs to.
+    /// The change is already stored, so a failure to list the rooms is logged, not
+    /// returned: the user's rooms then see the change on their next member list.
+    pub(super) async fn announce_user(
+        &self,
+        previous_display_name: &str,
+        user: &User,
+        started: Instant,
+    ) {
+        let rooms = match self.store.user_rooms(user.id).await {
+            Ok(rooms) => rooms,
+            Err(err) => {
+                tracing::warn!(user_id = %user.id, error = %err, "user:updated not sent: listing the user's rooms failed");
+                return;
+            }
+        };
+        // Random rather than counted, so ids from different nodes do not collide.
+        let change_id = rand::random::<u64>();
+        for (room, _) in rooms {
+            let event = Event::UserUpdated(UserUpdated {
+                room_id: room.id,
+                user: user.clone(),
+                previous_display_name: previous_display_name.to_owned(),
+                change_id,
+            });
+            self.hub.publish(room.id, Outbound::new(event, started));
+        }
     }
 
     /// Returns an account by id.

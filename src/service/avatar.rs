@@ -7,6 +7,7 @@ use crate::core::ids::UserId;
 use crate::core::model::User;
 use imagesize::ImageType;
 use sha2::{Digest, Sha256};
+use std::time::Instant;
 
 /// Largest accepted avatar width and height, in pixels.
 pub const AVATAR_MAX_PIXELS: usize = 1024;
@@ -73,7 +74,8 @@ fn generated_avatar(id: UserId, display_name: &str) -> Vec<u8> {
 }
 
 impl ChatService {
-    /// Stores an uploaded avatar after checking its size, type and dimensions by content.
+    /// Stores an uploaded avatar after checking its size, type and dimensions by content,
+    /// and announces it to the user's rooms.
     pub async fn set_avatar(&self, session: &Session, bytes: &[u8]) -> ChatResult<User> {
         session.require_registered()?;
         if bytes.len() > self.config.max_avatar_bytes {
@@ -103,6 +105,7 @@ impl ChatService {
         }
 
         // An upload is a write like a message, and counts against the same budget.
+        let started = Instant::now();
         self.check_send_limit(session.user_id()).await?;
         let _write = self.begin_write()?;
         let previous = self.user_row(session.user_id()).await?.avatar;
@@ -121,10 +124,12 @@ impl ChatService {
         self.store
             .set_avatar(session.user_id(), Some(&file))
             .await?;
+        let user = self.user(session.user_id()).await?;
         if previous.as_deref() != Some(file.as_str()) {
             self.forget_avatar(previous.as_deref()).await;
+            self.announce_user(&user.display_name, &user, started).await;
         }
-        self.user(session.user_id()).await
+        Ok(user)
     }
 
     /// Deletes an avatar file that no account uses any more. Two users may upload the same
@@ -142,14 +147,19 @@ impl ChatService {
         }
     }
 
-    /// Returns to the generated avatar.
+    /// Returns to the generated avatar and announces the change.
     pub async fn clear_avatar(&self, session: &Session) -> ChatResult<User> {
+        let started = Instant::now();
         session.require_registered()?;
         let _write = self.begin_write()?;
         let previous = self.user_row(session.user_id()).await?.avatar;
         self.store.set_avatar(session.user_id(), None).await?;
         self.forget_avatar(previous.as_deref()).await;
-        self.user(session.user_id()).await
+        let user = self.user(session.user_id()).await?;
+        if previous.is_some() {
+            self.announce_user(&user.display_name, &user, started).await;
+        }
+        Ok(user)
     }
 
     /// Returns a user's avatar image: the upload if there is one, else a generated SVG.

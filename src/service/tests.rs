@@ -130,6 +130,7 @@ on_both_backends!(
     unlocked_topic_is_open_to_members,
     settings_change_is_announced_live,
     away_message_is_cleaned_and_cleared,
+    profile_changes_reach_every_shared_room,
     tag_messages_check_tags_and_membership,
     operator_check_tells_name_from_password,
 );
@@ -1600,6 +1601,63 @@ async fn settings_change_is_announced_live(backend: Backend) {
     assert_eq!(settings[0].body, "+moderated -topic_locked");
     assert_eq!(settings[0].seq.0, before.0 + 1);
     f.service.hub().disconnect(conn);
+}
+
+async fn profile_changes_reach_every_shared_room(backend: Backend) {
+    let f = fixture(backend).await;
+    let (owner, admin, member) = (
+        user(&f, "renamer").await,
+        user(&f, "admin").await,
+        user(&f, "member").await,
+    );
+    let team = moderated_team(&f, &owner, &admin, &member).await;
+    let lobby = f.service.lobby();
+    let watcher = Arc::new(RecordingSink::default());
+    let conn = f
+        .service
+        .hub()
+        .connect(member.user_id(), member.id, watcher.clone());
+    f.service.hub().subscribe(conn, team);
+    f.service.hub().subscribe(conn, lobby);
+
+    f.service.set_display_name(&owner, "Renamed").await.unwrap();
+    // The same name again changes nothing and announces nothing.
+    f.service.set_display_name(&owner, "Renamed").await.unwrap();
+    f.service.set_avatar(&owner, &tiny_png(3)).await.unwrap();
+    f.service.clear_avatar(&owner).await.unwrap();
+    // Clearing an avatar that is already the generated one announces nothing.
+    f.service.clear_avatar(&owner).await.unwrap();
+
+    let updates: Vec<_> = watcher
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            crate::core::event::Event::UserUpdated(u) => Some(u.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        updates.len(),
+        6,
+        "three changes, each to the lobby and the team"
+    );
+    let rooms: std::collections::HashSet<_> = updates.iter().map(|u| u.room_id).collect();
+    assert_eq!(rooms, [lobby, team].into_iter().collect());
+
+    let rename = &updates[0];
+    assert_eq!(rename.user.id, owner.user_id());
+    assert_eq!(rename.previous_display_name, "renamer");
+    assert_eq!(rename.user.display_name, "Renamed");
+    assert_eq!(updates[1].change_id, rename.change_id, "one id per change");
+
+    let upload = &updates[2];
+    assert_ne!(upload.change_id, rename.change_id);
+    assert_eq!(upload.previous_display_name, "Renamed");
+    assert_ne!(upload.user.avatar_url, rename.user.avatar_url);
+    let cleared = &updates[4];
+    assert_ne!(cleared.user.avatar_url, upload.user.avatar_url);
 }
 
 async fn away_message_is_cleaned_and_cleared(backend: Backend) {

@@ -3,14 +3,16 @@
 import os
 import queue
 import signal
+import struct
 import subprocess
 import sys
 import threading
+import zlib
 from pathlib import Path
 
 import pytest
 
-from support import HEARTBEAT_WAIT, Api, ChatClient
+from support import HEARTBEAT_WAIT, Api, ChatClient, expect_status
 
 PING_INTERVAL_SECS = 1
 PING_TIMEOUT_SECS = 1
@@ -109,3 +111,54 @@ def test_typing_reaches_other_member(api, connect):
     typing = b.wait_for("typing", lambda t: t["room_id"] == room_id)
     assert typing["user_id"] == alice["user"]["id"]
     assert typing["display_name"] == "alice"
+
+
+def one_pixel_png() -> bytes:
+    """Builds a valid 1x1 red PNG image."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\x00\xff\x00\x00")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", pixels)
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_profile_change_reaches_members(api, connect):
+    alice = api.register("alice")
+    bob = api.register("bob")
+    room_id = api.create_room(alice["token"], "profiles")["id"]
+    api.join(bob["token"], room_id)
+    b = connect(bob["token"])
+    alice_id = alice["user"]["id"]
+
+    renamed = api.request(
+        "PATCH", "/me", alice["token"], json={"display_name": "Alice Liddell"}
+    )
+    expect_status(renamed, 200)
+    updates = b.wait_for_count(
+        "user:updated", 2, lambda u: u["user"]["display_name"] == "Alice Liddell"
+    )
+    # One copy per shared room: the lobby and the new room.
+    assert {u["room_id"] for u in updates} == {room_id, b.session["lobby_id"]}
+    assert updates[0]["change_id"] == updates[1]["change_id"]
+    assert updates[0]["user"]["id"] == alice_id
+    assert updates[0]["previous_display_name"] == "alice"
+
+    uploaded = api.request(
+        "PUT",
+        "/me/avatar",
+        alice["token"],
+        data=one_pixel_png(),
+        headers={"Content-Type": "image/png"},
+    )
+    avatar_url = expect_status(uploaded, 200).json()["avatar_url"]
+    update = b.wait_for("user:updated", lambda u: u["user"]["avatar_url"] == avatar_url)
+    assert update["user"]["display_name"] == "Alice Liddell"
+    assert update["previous_display_name"] == "Alice Liddell"
