@@ -1348,3 +1348,79 @@ async fn part_is_not_shown_as_quit() {
     let quit = stayer.wait_for(|l| command_of(l) == "QUIT").await;
     assert!(quit.starts_with(":second!"), "{quit}");
 }
+
+/// Returns the new nickname of a NICK line: its last parameter.
+fn new_nick(line: &str) -> &str {
+    let last = line.rsplit(' ').next().unwrap_or("");
+    last.strip_prefix(':').unwrap_or(last)
+}
+
+/// RFC 2812 3.1.2: a nickname change reaches each client that shares a channel with the
+/// user as one NICK line from the old nickname. This holds for a display name change on
+/// the web too, which also renames the user's own IRC connection. A nickname left behind
+/// is free again.
+#[tokio::test]
+async fn rename_reaches_peers_as_nick() {
+    let server = Server::start(&[]).await;
+    let (_, mut watcher) = lobby_member(&server, "watch", "").await;
+    let name = format!("renamer{}", unique_suffix());
+    let account = server.register(&name).await;
+    let mut own = IrcClient::sasl(irc_addr(&server), &name, &name, PASSWORD, "").await;
+    // A second shared channel, so the change reaches the watcher twice and shows once.
+    let channel = format!("#renames{}", unique_suffix());
+    for client in [&mut watcher, &mut own] {
+        client.send(&format!("JOIN #lobby,{channel}")).await;
+        client.expect_numeric("366").await;
+        client.expect_numeric("366").await;
+    }
+    watcher.sync("joined").await;
+
+    let web_name = format!("Web{}", unique_suffix());
+    let body = json!({ "display_name": web_name }).to_string().into_bytes();
+    let reply = server
+        .http()
+        .send(
+            reqwest::Method::PATCH,
+            "/api/v1/me",
+            Some(&account.token),
+            &[],
+            Some((body, "application/json")),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let seen = watcher.wait_for(|l| command_of(l) == "NICK").await;
+    assert!(seen.starts_with(&format!(":{name}!")), "{seen}");
+    assert_eq!(new_nick(&seen), web_name);
+    let more = watcher.sync("after-web-rename").await;
+    assert!(
+        more.iter().all(|l| command_of(l) != "NICK"),
+        "NICK shown twice: {more:?}"
+    );
+    let renamed = own.wait_for(|l| command_of(l) == "NICK").await;
+    assert!(renamed.starts_with(&format!(":{name}!")), "{renamed}");
+    assert_eq!(new_nick(&renamed), web_name);
+
+    // The connection now sends under the new nickname.
+    own.send(&format!("PRIVMSG {channel} :hello after the rename"))
+        .await;
+    let message = watcher.wait_for(|l| command_of(l) == "PRIVMSG").await;
+    assert!(message.starts_with(&format!(":{web_name}!")), "{message}");
+
+    let irc_name = format!("Irc{}", unique_suffix());
+    own.send(&format!("NICK {irc_name}")).await;
+    let renamed = own.wait_for(|l| command_of(l) == "NICK").await;
+    assert!(renamed.starts_with(&format!(":{web_name}!")), "{renamed}");
+    assert_eq!(new_nick(&renamed), irc_name);
+    let more = own.sync("after-irc-rename").await;
+    assert!(
+        more.iter().all(|l| command_of(l) != "NICK"),
+        "own NICK shown twice: {more:?}"
+    );
+    let seen = watcher.wait_for(|l| command_of(l) == "NICK").await;
+    assert!(seen.starts_with(&format!(":{web_name}!")), "{seen}");
+    assert_eq!(new_nick(&seen), irc_name);
+
+    // The nickname from the web rename is no longer reserved for the user. The first one
+    // stays taken, because it is the account's username.
+    let _guest = IrcClient::guest(irc_addr(&server), &web_name).await;
+}

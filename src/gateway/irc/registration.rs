@@ -159,12 +159,22 @@ impl Connection {
         }
         match self.shared.service.set_display_name(&session, nick).await {
             Ok(_) => {
-                if super::names::nick_key(&old) != super::names::nick_key(nick) {
+                let mut current = view.nick.write().unwrap_or_else(|e| e.into_inner());
+                if *current == *nick {
+                    // The change's `user:updated` event renamed this connection first: it
+                    // moved the claim from the old nickname and sent the NICK line, so
+                    // only the claim taken above is left to give back.
+                    drop(current);
+                    self.shared.nicks.release(nick, owner);
+                } else {
+                    *current = nick.clone();
+                    drop(current);
+                    // Also right when only the case changed: the claim above counted the
+                    // same key once more.
                     self.shared.nicks.release(&old, owner);
+                    let line = format!(":{} NICK {nick}\r\n", user_source(&old, view.user_id));
+                    self.emit(line);
                 }
-                *view.nick.write().unwrap_or_else(|e| e.into_inner()) = nick.clone();
-                let line = format!(":{} NICK {nick}\r\n", user_source(&old, view.user_id));
-                self.emit(line);
             }
             Err(err) => {
                 self.shared.nicks.release(nick, owner);
@@ -353,6 +363,7 @@ impl Connection {
             part_reasons: Mutex::new(HashMap::new()),
             quit_users: Mutex::new(HashSet::new()),
             away_seen: Mutex::new(HashMap::new()),
+            renames_seen: Mutex::new(HashMap::new()),
             echo_sent: tokio::sync::Notify::new(),
         });
         self.view = Some(view.clone());
@@ -361,6 +372,7 @@ impl Connection {
             view,
             server_name: self.shared.settings.server_name.clone(),
             service: self.shared.service.clone(),
+            shared: self.shared.clone(),
         });
         self.conn_id = Some(self.shared.service.hub().connect(user_id, session.id, sink));
         tracing::info!(peer = %self.peer, %user_id, nick, "IRC client registered");

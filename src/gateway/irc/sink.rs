@@ -11,7 +11,7 @@ use super::conn::add_tag;
 use super::line::{self, server_time};
 use super::modes::ban_mask;
 use super::names::nick_from_display_name;
-use crate::core::event::{AwayChange, Event, Presence, TagMessage, Typing};
+use crate::core::event::{AwayChange, Event, Presence, TagMessage, Typing, UserUpdated};
 use crate::core::i18n::{self, Lang, Notice};
 use crate::core::ids::{RoomId, UserId};
 use crate::core::model::{Message, MessageKind, RoomSetting, SettingsChange, Visibility};
@@ -129,6 +129,8 @@ pub struct ClientView {
     /// Last away change shown per user. A change reaches this client once per shared
     /// room, and IRC shows it once.
     pub away_seen: Mutex<HashMap<UserId, u64>>,
+    /// Last display name change shown per user, for the same reason as `away_seen`.
+    pub renames_seen: Mutex<HashMap<UserId, u64>>,
 }
 
 /// Tag carried by the echo of one of the client's own messages (IRCv3 labeled-response).
@@ -400,6 +402,9 @@ pub struct IrcSink {
     pub server_name: String,
     /// Looks up the nickname of a user who quit.
     pub service: Arc<ChatService>,
+    /// The node's nickname table, where a rename made elsewhere moves this connection's
+    /// claim.
+    pub shared: Arc<super::Shared>,
 }
 
 impl IrcSink {
@@ -483,6 +488,67 @@ impl IrcSink {
         }
         out.push_str("\r\n");
         self.queue.push(out)
+    }
+
+    /// Sends a `NICK` line when a user who shares a channel or a private conversation with
+    /// this client changed display name, once per change. When the user is this client's
+    /// own, as after a rename on the web, the connection's nickname follows.
+    fn user_updated(&self, update: &UserUpdated) -> Result<(), SinkError> {
+        let user = update.user.id;
+        let old = nick_from_display_name(&update.previous_display_name);
+        let new = nick_from_display_name(&update.user.display_name);
+        if old == new {
+            return Ok(());
+        }
+        if user == self.view.user_id {
+            return self.rename_self(new);
+        }
+        let direct = self.view.is_direct(update.room_id);
+        if !direct && self.view.channel(update.room_id).is_none() {
+            return Ok(());
+        }
+        if direct {
+            self.view.set_direct_peer(update.room_id, new.clone());
+        }
+        {
+            let mut seen = self
+                .view
+                .renames_seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if seen.insert(user, update.change_id) == Some(update.change_id) {
+                return Ok(());
+            }
+        }
+        self.queue
+            .push(format!(":{} NICK {new}\r\n", user_source(&old, user)))
+    }
+
+    /// Renames this connection after its user's display name changed, moving the claim
+    /// in the nickname table. As at registration, a nickname another user holds on this
+    /// node gets the user id appended.
+    fn rename_self(&self, new: String) -> Result<(), SinkError> {
+        let user = self.view.user_id;
+        let owner = super::NickOwner::User(user);
+        // The connection that sent NICK compares and sets under the same lock, so the line
+        // goes out once, from whichever of the two gets here first.
+        let mut nick = self.view.nick.write().unwrap_or_else(|e| e.into_inner());
+        if *nick == new {
+            return Ok(());
+        }
+        let nicks = &self.shared.nicks;
+        let new = if nicks.claim(&new, owner) {
+            new
+        } else {
+            let unique = format!("{new}-{user}");
+            nicks.claim(&unique, owner);
+            unique
+        };
+        nicks.release(&nick, owner);
+        let line = format!(":{} NICK {new}\r\n", user_source(&nick, user));
+        *nick = new;
+        drop(nick);
+        self.queue.push(line)
     }
 
     /// Returns the target of a `TAGMSG` about `room`: the channel name, or for a direct
@@ -837,6 +903,7 @@ impl Sink for IrcSink {
                 Ok(())
             }
             Event::Away(change) => self.away(change),
+            Event::UserUpdated(update) => self.user_updated(update),
             Event::TagMessage(tag_message) => self.tag_message(tag_message),
             Event::Typing(typing) if !typing.from_tag_message => self.typing(typing),
             // NOTE: IRC has no edits or deletions, so edited and deleted messages are not
