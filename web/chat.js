@@ -104,6 +104,7 @@ export function startChat(root, onSignedOut) {
   socket.on('room:removed', onRemoved);
   socket.on('typing', onTyping);
   socket.on('presence', onPresence);
+  socket.on('user:updated', onUserUpdated);
   socket.on('server:notice', (notice) => {
     if (notice.code === 'session_ended') signOut('session_ended');
   });
@@ -712,6 +713,41 @@ function onPresence(event) {
   } else if (state.membersOpen) {
     loadMembers();
   }
+}
+
+/**
+ * Handles `user:updated`: someone, perhaps this user elsewhere, changed their display name
+ * or avatar. Members, direct room names and avatars show it at once; messages keep the
+ * name they were sent under. The event comes once per shared room, and applying it again
+ * changes nothing.
+ * @param {{ user: any }} event
+ */
+function onUserUpdated(event) {
+  const user = event.user;
+  if (user.id === state.me?.id) {
+    state.me = user;
+    renderProfileButton();
+  }
+  let membersChanged = false;
+  for (const member of state.members) {
+    if (member.user.id === user.id) {
+      member.user = user;
+      membersChanged = true;
+    }
+  }
+  let directChanged = false;
+  for (const room of state.rooms.values()) {
+    if (room.entry.peer?.id === user.id) {
+      room.entry.peer = user;
+      directChanged = true;
+    }
+  }
+  if (membersChanged) renderMembers();
+  if (directChanged) {
+    renderRoomList();
+    renderChatHeader();
+  }
+  if (rememberAvatar(user)) renderMessages();
 }
 
 async function onLogScroll() {

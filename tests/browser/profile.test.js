@@ -1,5 +1,5 @@
-// The profile: display name, avatar, password change (which signs out the account's
-// other sessions) and log out.
+// The profile: display name and avatar (shown to other pages at once), password change
+// (which signs out the account's other sessions) and log out.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -39,19 +39,36 @@ test('profile edits name avatar and password', async () => {
   const other = await openPage(browser);
   await signIn(other.page, PASSWORD);
   await other.page.locator('.composer textarea').waitFor();
+  // Another user watches the lobby's member list.
+  const watcher = await openPage(browser);
+  await registerInPage(watcher.page, server.url, 'quinn', 'Quinn');
+  await watcher.page.locator('.online-button').click();
+  const patRow = watcher.page.locator('.members .member', { hasText: 'Pat' });
+  await patRow.waitFor();
 
   await page.locator('.profile-button').click();
   await page.getByLabel('Display name').fill('Patricia');
   await page.getByRole('button', { name: 'Save name' }).click();
   await page.locator('dialog .status', { hasText: 'Saved.' }).waitFor();
   await page.locator('.profile-button .name', { hasText: 'Patricia' }).waitFor();
+  // Other pages show the new name without a reload: the member list and the same
+  // account's other session.
+  await watcher.page.locator('.members .member', { hasText: 'Patricia' }).waitFor();
+  await other.page.locator('.profile-button .name', { hasText: 'Patricia' }).waitFor();
 
   const avatar = page.locator('dialog img.avatar');
   const generated = await avatar.getAttribute('src');
+  const listed = await patRow.locator('img.avatar').getAttribute('src');
   await page.locator('#profile-avatar').setInputFiles({ name: 'pixel.png', mimeType: 'image/png', buffer: PIXEL_PNG });
   await page.getByRole('button', { name: 'Upload avatar' }).click();
   await page.locator('dialog .status', { hasText: 'Saved.' }).waitFor();
   await page.waitForFunction((before) => document.querySelector('dialog img.avatar')?.getAttribute('src') !== before, generated);
+  const uploaded = await avatar.getAttribute('src');
+  assert.notEqual(uploaded, listed);
+  await watcher.page.waitForFunction(
+    (src) => [...document.querySelectorAll('.members .member img.avatar')].some((img) => img.getAttribute('src') === src),
+    uploaded,
+  );
 
   await page.getByLabel('Current password').fill(PASSWORD);
   await page.getByLabel('New password').fill(NEW_PASSWORD);
@@ -74,4 +91,5 @@ test('profile edits name avatar and password', async () => {
   await page.locator('.profile-button .name', { hasText: 'Patricia' }).waitFor();
   assert.deepEqual(problems, []);
   assert.deepEqual(other.problems, []);
+  assert.deepEqual(watcher.problems, []);
 });
