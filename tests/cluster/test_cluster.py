@@ -516,6 +516,25 @@ def test_moderation_reaches_other_nodes(cluster: Cluster) -> None:
             member.close()
 
 
+def test_rename_reaches_other_nodes(cluster: Cluster) -> None:
+    """A display name change made through node 0 reaches a member connected to node 1 as
+    `user:updated`, relayed by the bus."""
+    renamer = Member(cluster, "rename0", 0, "websocket")
+    watcher = Member(cluster, "renamewatch1", 1, "websocket")
+    try:
+        assert renamer.client is not None and watcher.client is not None
+        reply = cluster.api(0).request(
+            "PATCH", "/me", renamer.token, json={"display_name": "Renamed on node 0"})
+        expect_status(reply, 200)
+        update = watcher.client.wait_for(
+            "user:updated", lambda p: p["user"]["id"] == renamer.client.user_id)
+        assert update["user"]["display_name"] == "Renamed on node 0", update
+        assert update["previous_display_name"] == "rename0", update
+    finally:
+        for member in (renamer, watcher):
+            member.close()
+
+
 def test_sign_in_budget_is_shared_by_nodes(cluster: Cluster) -> None:
     """With a burst of 3 and a slow refill, one address gets 3 sign-ins in all."""
     strict = {"--auth-burst": "3", "--auth-rate": "0.01"}
