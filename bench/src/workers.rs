@@ -24,16 +24,21 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 /// Descriptors a generator process keeps for itself: standard streams, the runtime's
-/// epoll and wake-up descriptors, the manifest and two pipes per worker. A margin, not
-/// a count: it leaves room for about 25 workers.
-const RESERVED_FILES: usize = 64;
+/// epoll, wake-up and signal descriptors, and a file it reads such as the manifest. A
+/// margin, not a count. A parent also keeps two pipes open per worker.
+const RESERVED_FILES: usize = 32;
 
-/// Longest wait for a worker's reply to the stop request.
+/// Maximum wait for a worker's reply to the stop request.
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Returns how many connections one generator process can hold: its open-file limit
 /// less the descriptors it keeps for itself.
 pub fn connections_per_process() -> anyhow::Result<usize> {
+    Ok(open_file_limit()?.saturating_sub(RESERVED_FILES).max(1))
+}
+
+/// Returns this process's soft `RLIMIT_NOFILE`, which its workers inherit.
+fn open_file_limit() -> anyhow::Result<usize> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -42,8 +47,7 @@ pub fn connections_per_process() -> anyhow::Result<usize> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return Err(std::io::Error::last_os_error()).context("reading RLIMIT_NOFILE");
     }
-    let open_files = usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX);
-    Ok(open_files.saturating_sub(RESERVED_FILES).max(1))
+    Ok(usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX))
 }
 
 /// Splits connections `0..count` into contiguous shares of at most `per_process` each,
@@ -178,6 +182,14 @@ impl Workers {
         parallel: usize,
         manifest: Option<&std::path::Path>,
     ) -> anyhow::Result<Self> {
+        let needed = RESERVED_FILES + 2 * shares.len();
+        let allowed = open_file_limit()?;
+        if needed > allowed {
+            bail!(
+                "{} worker processes need {needed} open files in the parent, and its limit is {allowed}: raise it with ulimit -n",
+                shares.len()
+            );
+        }
         let exe = std::env::current_exe().context("finding the generator's own binary")?;
         // The handshakes in flight stay what one process would have, split among workers.
         let parallel = parallel.div_ceil(shares.len().max(1)).max(1);
@@ -289,16 +301,8 @@ mod tests {
     #[test]
     fn connections_per_process_below_the_limit() {
         let per_process = connections_per_process().unwrap();
+        let limit = open_file_limit().unwrap();
         assert!(per_process >= 1);
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: as in `connections_per_process`.
-        assert_eq!(
-            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
-            0
-        );
-        assert!((per_process as u64) < limit.rlim_cur.max(2));
+        assert!(per_process < limit.max(2));
     }
 }
