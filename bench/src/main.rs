@@ -55,15 +55,18 @@ enum Command {
         target: target::Target,
         #[command(flatten)]
         args: scenarios::RoomsArgs,
+        /// Output file for the result, as JSON.
         #[arg(long)]
         out: PathBuf,
     },
-    /// Idle connections held at several counts; server memory per connection.
+    /// Idle connections held at several counts; server memory per connection, counted from
+    /// the server's size when the run starts, so each run needs a freshly started server.
     Idle {
         #[command(flatten)]
         target: target::Target,
         #[command(flatten)]
         args: scenarios::IdleArgs,
+        /// Output file for the result, as JSON.
         #[arg(long)]
         out: PathBuf,
     },
@@ -81,6 +84,7 @@ enum Command {
         target: target::Target,
         #[command(flatten)]
         args: scenarios::StormArgs,
+        /// Output file for the result, as JSON.
         #[arg(long)]
         out: PathBuf,
     },
@@ -90,6 +94,7 @@ enum Command {
         target: target::Target,
         #[command(flatten)]
         args: scenarios::HistoryArgs,
+        /// Output file for the result, as JSON.
         #[arg(long)]
         out: PathBuf,
     },

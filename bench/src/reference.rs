@@ -28,7 +28,8 @@ pub async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
         let tx = tx.clone();
         tokio::task::spawn_local(async move {
             if let Err(err) = client(stream, tx, next_sid).await {
-                eprintln!("reference client {next_sid}: {err:#}");
+                // The error's own text already names its cause.
+                eprintln!("reference client {next_sid}: {err}");
             }
         });
     }

@@ -260,12 +260,16 @@ pub struct RoomsArgs {
     /// Offered rates to run, in deliveries per second.
     #[arg(long, value_delimiter = ',', default_value = "20000,50000,100000")]
     pub rates: Vec<f64>,
+    /// Seconds each rate is offered.
     #[arg(long, default_value_t = 5.0)]
     pub step_secs: f64,
+    /// Seconds to wait after a step for deliveries still in flight.
     #[arg(long, default_value_t = 3.0)]
     pub drain_secs: f64,
+    /// A step passes when p99 latency stays under this, with nothing lost.
     #[arg(long, default_value_t = 100)]
     pub p99_limit_ms: u64,
+    /// Handshakes in flight at once while the users connect.
     #[arg(long, default_value_t = 50)]
     pub parallel: usize,
 }
@@ -357,6 +361,7 @@ pub struct IdleArgs {
     /// Seconds to hold each count before checking that all are still open.
     #[arg(long, default_value_t = 10.0)]
     pub hold_secs: f64,
+    /// Handshakes in flight at once while a level connects.
     #[arg(long, default_value_t = 100)]
     pub parallel: usize,
     /// Manifest with tokens, for Confab; without it Confab clients become guests.
@@ -734,6 +739,7 @@ async fn storm_phase(
 /// Settings of the history read run.
 #[derive(Clone, Debug, clap::Args)]
 pub struct HistoryArgs {
+    /// Manifest that `confab-bench seed` wrote: the history room and the tokens to read with.
     #[arg(long)]
     pub manifest: std::path::PathBuf,
     /// Page reads to time, one at a time.

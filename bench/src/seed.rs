@@ -41,9 +41,10 @@ pub struct SeedArgs {
     /// Guest accounts to create, each with a session.
     #[arg(long, default_value_t = 20_000)]
     pub users: usize,
-    /// Smallest and largest room size; users are split into rooms of random sizes.
+    /// Smallest room size; users are split into rooms of random sizes.
     #[arg(long, default_value_t = 10)]
     pub room_min: usize,
+    /// Largest room size.
     #[arg(long, default_value_t = 50)]
     pub room_max: usize,
     /// Messages to store in the history room.
