@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Run the whole test suite: the Rust unit and integration tests, then the end-to-end
-# tests in tests/e2e, which drive the built confab binary with python-socketio and
-# requests. Needs only Rust and python3: the Python packages are installed into
-# tests/e2e/.venv from tests/e2e/requirements.txt on first use.
+# Run the whole test suite: the Rust unit and integration tests, the end-to-end tests in
+# tests/e2e (python-socketio and requests against the built confab binary), then the
+# browser, IRC client, benchmark smoke and cluster suites. The Python packages go into
+# tests/e2e/.venv from tests/e2e/requirements.txt on first use, and each later script
+# installs what its suite needs.
 #
-# Arguments are passed to pytest, e.g. `scripts/test.sh -k presence -x`.
+# Arguments are passed to the end-to-end pytest run, e.g. `scripts/test.sh -k presence -x`.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
