@@ -325,6 +325,10 @@ async fn append_in(
 impl UserStore for SqliteStore {
     #[instrument(skip_all, err(level = "debug"), fields(kind = ?user.kind))]
     async fn create_user(&self, user: NewUser<'_>) -> ChatResult<UserRow> {
+        // NOTE: `users.id` is a rowid without AUTOINCREMENT, so after housekeeping deletes
+        // the newest account its id is given out again. Foreign keys clear that account's
+        // rows, but ids copied into messages (`target_id`, `deleted_by`) then name the new
+        // account. PostgreSQL identities never repeat. Sessions behave the same way.
         let kind = match user.kind {
             AccountKind::Registered => "registered",
             AccountKind::Guest => "guest",
