@@ -1424,3 +1424,41 @@ async fn rename_reaches_peers_as_nick() {
     // stays taken, because it is the account's username.
     let _guest = IrcClient::guest(irc_addr(&server), &web_name).await;
 }
+
+/// RFC 2812 3.1.2: when a web rename picks a nickname that another user holds on the
+/// server, the user's IRC connection gets the user id appended, as at registration. The
+/// change reaches the connection once per room, and it still gets one NICK line.
+#[tokio::test]
+async fn rename_to_a_held_nick_appends_the_id() {
+    let server = Server::start(&[]).await;
+    let taken = format!("Taken{}", unique_suffix());
+    let _holder = IrcClient::guest(irc_addr(&server), &taken).await;
+    let name = format!("clash{}", unique_suffix());
+    let account = server.register(&name).await;
+    let mut own = IrcClient::sasl(irc_addr(&server), &name, &name, PASSWORD, "").await;
+    let channel = format!("#clash{}", unique_suffix());
+    own.send(&format!("JOIN #lobby,{channel}")).await;
+    own.expect_numeric("366").await;
+    own.expect_numeric("366").await;
+
+    let body = json!({ "display_name": taken }).to_string().into_bytes();
+    let reply = server
+        .http()
+        .send(
+            reqwest::Method::PATCH,
+            "/api/v1/me",
+            Some(&account.token),
+            &[],
+            Some((body, "application/json")),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let renamed = own.wait_for(|l| command_of(l) == "NICK").await;
+    assert!(renamed.starts_with(&format!(":{name}!")), "{renamed}");
+    assert_eq!(new_nick(&renamed), format!("{taken}-{}", account.user_id));
+    let more = own.sync("after-clash").await;
+    assert!(
+        more.iter().all(|l| command_of(l) != "NICK"),
+        "NICK shown twice: {more:?}"
+    );
+}

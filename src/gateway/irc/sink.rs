@@ -501,6 +501,9 @@ impl IrcSink {
             return Ok(());
         }
         if user == self.view.user_id {
+            if !self.first_copy(user, update.change_id) {
+                return Ok(());
+            }
             return self.rename_self(new);
         }
         let direct = self.view.is_direct(update.room_id);
@@ -510,18 +513,22 @@ impl IrcSink {
         if direct {
             self.view.set_direct_peer(update.room_id, new.clone());
         }
-        {
-            let mut seen = self
-                .view
-                .renames_seen
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if seen.insert(user, update.change_id) == Some(update.change_id) {
-                return Ok(());
-            }
+        if !self.first_copy(user, update.change_id) {
+            return Ok(());
         }
         self.queue
             .push(format!(":{} NICK {new}\r\n", user_source(&old, user)))
+    }
+
+    /// Records a rename of `user` and reports whether this is the first of its per-room
+    /// copies to reach this client.
+    fn first_copy(&self, user: UserId, change_id: u64) -> bool {
+        let mut seen = self
+            .view
+            .renames_seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        seen.insert(user, change_id) != Some(change_id)
     }
 
     /// Renames this connection after its user's display name changed, moving the claim
