@@ -1213,6 +1213,16 @@ impl crate::hub::Sink for RecordingSink {
 }
 
 impl RecordingSink {
+    /// Returns what `pick` takes from each recorded event it matches, in order.
+    fn matching<T>(&self, pick: impl Fn(&crate::core::event::Event) -> Option<T>) -> Vec<T> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(pick)
+            .collect()
+    }
+
     fn names(&self) -> Vec<&'static str> {
         self.events
             .lock()
@@ -1574,16 +1584,10 @@ async fn settings_change_is_announced_live(backend: Backend) {
         .await
         .unwrap();
 
-    let updates: Vec<_> = watcher
-        .events
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|e| match e {
-            crate::core::event::Event::RoomUpdated(r) => Some(r.clone()),
-            _ => None,
-        })
-        .collect();
+    let updates = watcher.matching(|e| match e {
+        crate::core::event::Event::RoomUpdated(r) => Some(r.clone()),
+        _ => None,
+    });
     assert_eq!(updates.len(), 1, "one room:updated for one change");
     assert!(updates[0].moderated);
     assert!(!updates[0].topic_locked);
@@ -1628,16 +1632,10 @@ async fn profile_changes_reach_every_shared_room(backend: Backend) {
     // Clearing an avatar that is already the generated one announces nothing.
     f.service.clear_avatar(&owner).await.unwrap();
 
-    let updates: Vec<_> = watcher
-        .events
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|e| match e {
-            crate::core::event::Event::UserUpdated(u) => Some(u.clone()),
-            _ => None,
-        })
-        .collect();
+    let updates = watcher.matching(|e| match e {
+        crate::core::event::Event::UserUpdated(u) => Some(u.clone()),
+        _ => None,
+    });
     assert_eq!(
         updates.len(),
         6,

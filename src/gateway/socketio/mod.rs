@@ -123,8 +123,8 @@ pub async fn own_request_head(mut req: Request, next: Next) -> Response {
                 name = next_name;
             }
             let Some(name) = name.clone() else { continue };
-            // hyper accepted these bytes, so the copy cannot fail; if it did, the header
-            // would keep its original value rather than be dropped.
+            // The bytes already form a valid header value, so the copy succeeds. Should it
+            // fail, the header keeps its original value instead of being dropped.
             let value = match HeaderValue::from_bytes(value.as_bytes()) {
                 Ok(mut copy) => {
                     copy.set_sensitive(value.is_sensitive());
