@@ -59,8 +59,10 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Idle connections held at several counts; server memory per connection, counted from
-    /// the server's size when the run starts, so each run needs a freshly started server.
+    /// Idle connections held at several counts; server memory per connection.
+    ///
+    /// Memory counts from the server's size when the run starts, so each run needs a
+    /// freshly started server.
     Idle {
         #[command(flatten)]
         target: target::Target,
@@ -139,30 +141,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
             write(&out, &scenarios::rooms(&target, &args, &manifest).await?)
         }
         Command::Idle { target, args, out } => {
-            let manifest = args
-                .manifest
-                .as_deref()
-                .map(seed::read_manifest)
-                .transpose()?;
+            let manifest = read_optional_manifest(args.manifest.as_deref())?;
             write(
                 &out,
                 &scenarios::idle(&target, &args, manifest.as_ref()).await?,
             )
         }
         Command::HoldWorker { target, args } => {
-            let manifest = args
-                .manifest
-                .as_deref()
-                .map(seed::read_manifest)
-                .transpose()?;
+            let manifest = read_optional_manifest(args.manifest.as_deref())?;
             workers::serve(&target, &args, manifest.as_ref()).await
         }
         Command::Storm { target, args, out } => {
-            let manifest = args
-                .manifest
-                .as_deref()
-                .map(seed::read_manifest)
-                .transpose()?;
+            let manifest = read_optional_manifest(args.manifest.as_deref())?;
             write(
                 &out,
                 &scenarios::storm(&target, &args, manifest.as_ref()).await?,
@@ -191,6 +181,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Report { args } => report::run(&args),
     }
+}
+
+/// Reads the manifest at `path`, if one was given.
+fn read_optional_manifest(path: Option<&Path>) -> anyhow::Result<Option<seed::Manifest>> {
+    path.map(seed::read_manifest).transpose()
 }
 
 fn write<T: serde::Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {

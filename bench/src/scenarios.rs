@@ -493,7 +493,7 @@ async fn hold_in_process(
     let connect_secs = started.elapsed().as_secs_f64();
     let connected = conns.len();
 
-    // Hold the connections, answering pings, then count those still open.
+    // Hold the connections, replying to pings, then count those still open.
     let (stop, _) = tokio::sync::watch::channel(false);
     let tasks: Vec<_> = conns
         .into_iter()
@@ -564,6 +564,9 @@ pub(crate) async fn hold(mut ws: sio::Ws, mut stop: tokio::sync::watch::Receiver
     }
 }
 
+/// Handshake errors a connection run keeps for its result; the rest are only counted.
+pub(crate) const ERRORS_KEPT: usize = 5;
+
 /// Failed handshakes after which a connection run stops trying.
 const MAX_FAILED_HANDSHAKES: usize = 200;
 
@@ -604,7 +607,7 @@ pub(crate) async fn connect_many(
                 Ok(ws) => conns.push(ws),
                 Err(err) => {
                     failed += 1;
-                    if errors.len() < 5 {
+                    if errors.len() < ERRORS_KEPT {
                         errors.push(format!("{err:#}"));
                     }
                 }

@@ -12,7 +12,7 @@
 //!
 //! A worker inherits the parent's CPU affinity, so the generator stays on its core.
 
-use crate::scenarios::{connect_many, hold};
+use crate::scenarios::{ERRORS_KEPT, connect_many, hold};
 use crate::seed::Manifest;
 use crate::target::{ServerKind, Target};
 use anyhow::{Context, bail};
@@ -232,7 +232,8 @@ impl Workers {
         for worker in &mut self.workers {
             let reply: Connected = worker.reply().await?;
             connected += reply.connected;
-            errors.extend(reply.errors.into_iter().take(5 - errors.len().min(5)));
+            let room = ERRORS_KEPT.saturating_sub(errors.len());
+            errors.extend(reply.errors.into_iter().take(room));
         }
         Ok((connected, errors))
     }
